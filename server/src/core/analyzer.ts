@@ -1,0 +1,46 @@
+/**
+ * The analysis entry point: text in, findings out. No I/O, no protocol.
+ *
+ *   const analyzer = await Analyzer.create({ runtime, language });
+ *   const doc = analyzer.parse(text);                // ParsedFile, owns a tree
+ *   const result = analyzer.analyze(doc, options);   // findings + notices
+ *   const doc2 = analyzer.parse(newText, doc);       // incremental; doc is consumed
+ *   doc2.delete();                                   // free the tree when dropped
+ */
+import { CParser, type ParsedFile, type WasmImages } from './parser';
+import type { AnalysisResult, AnalyzeOptions, RuleInfo } from './types';
+import { runRules, ruleInfos } from '../rules/registry';
+
+export class Analyzer {
+  private constructor(private readonly parser: CParser) {}
+
+  static async create(wasm: WasmImages): Promise<Analyzer> {
+    return new Analyzer(await CParser.load(wasm));
+  }
+
+  /** Parses `text`; with `previous`, incrementally (and `previous` is consumed). */
+  parse(text: string, previous?: ParsedFile, budgetMs?: number): ParsedFile {
+    return this.parser.parse(text, previous, budgetMs);
+  }
+
+  /** Runs every enabled rule over a parsed file. Never throws. */
+  analyze(doc: ParsedFile, options: AnalyzeOptions = {}): AnalysisResult {
+    return runRules(doc, options);
+  }
+
+  /** Parses, analyses and frees in one go (for the CLI). */
+  analyzeText(text: string, options: AnalyzeOptions = {}): AnalysisResult {
+    const doc = this.parse(text);
+    try {
+      return this.analyze(doc, options);
+    } finally {
+      doc.delete();
+    }
+  }
+
+  rules(): RuleInfo[] {
+    return ruleInfos();
+  }
+}
+
+export type { ParsedFile, WasmImages };

@@ -1,0 +1,166 @@
+/**
+ * The one place where offsets and positions convert.
+ *
+ * - Offsets: indices into the JavaScript string (UTF-16 code units). This is
+ *   what web-tree-sitter reports as startIndex/endIndex when it parses a JS
+ *   string, and what every Span in the core holds.
+ * - LSP positions: zero-based line and UTF-16 character (the protocol default).
+ * - Tree-sitter points: zero-based row and column in UTF-16 code units (same
+ *   unit as LSP characters), used for tree.edit().
+ * - Byte columns: one-based UTF-8 byte columns, what gcc prints and what the
+ *   CLI's text and JSON formats use.
+ */
+
+export interface LinePosition {
+  /** Zero-based line. */
+  line: number;
+  /** Zero-based UTF-16 code unit within the line. */
+  character: number;
+}
+
+export class LineIndex {
+  /** Offsets at which each line starts. */
+  private readonly starts: number[];
+
+  constructor(private readonly text: string) {
+    const starts = [0];
+    for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+    this.starts = starts;
+  }
+
+  get lineCount(): number {
+    return this.starts.length;
+  }
+
+  /** Zero-based line containing `offset`. */
+  lineOf(offset: number): number {
+    const s = this.starts;
+    let lo = 0;
+    let hi = s.length - 1;
+    const o = Math.max(0, Math.min(offset, this.text.length));
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (s[mid] <= o) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  lineStart(line: number): number {
+    return this.starts[Math.max(0, Math.min(line, this.starts.length - 1))];
+  }
+
+  /** End of the line's text, before its line break (\n or \r\n). */
+  lineEnd(line: number): number {
+    const next = line + 1 < this.starts.length ? this.starts[line + 1] - 1 : this.text.length;
+    return next > this.lineStart(line) && this.text.charCodeAt(next - 1) === 13 ? next - 1 : next;
+  }
+
+  /** Offset -> LSP position (UTF-16 characters). */
+  position(offset: number): LinePosition {
+    const o = Math.max(0, Math.min(offset, this.text.length));
+    const line = this.lineOf(o);
+    return { line, character: o - this.starts[line] };
+  }
+
+  /** LSP position -> offset, clamped to the line's end as the protocol asks. */
+  offsetAt(pos: LinePosition): number {
+    if (pos.line >= this.starts.length) return this.text.length;
+    if (pos.line < 0) return 0;
+    const start = this.starts[pos.line];
+    const end = pos.line + 1 < this.starts.length ? this.starts[pos.line + 1] : this.text.length;
+    return Math.max(start, Math.min(start + pos.character, end));
+  }
+
+  /** Offset -> one-based line and one-based UTF-8 byte column (gcc style). */
+  byteLineColumn(offset: number): { line: number; column: number } {
+    const o = Math.max(0, Math.min(offset, this.text.length));
+    const line = this.lineOf(o);
+    return { line: line + 1, column: utf8Length(this.text, this.starts[line], o) + 1 };
+  }
+
+  /** Offset -> one-based line and one-based UTF-16 column (SARIF's default column kind). */
+  utf16LineColumn(offset: number): { line: number; column: number } {
+    const p = this.position(offset);
+    return { line: p.line + 1, column: p.character + 1 };
+  }
+
+  /** Tree-sitter point for an offset (row, column in UTF-16 code units). */
+  point(offset: number): { row: number; column: number } {
+    const p = this.position(offset);
+    return { row: p.line, column: p.character };
+  }
+}
+
+/** Number of UTF-8 bytes needed for text[from, to). Lone surrogates count as 3 (U+FFFD). */
+export function utf8Length(text: string, from = 0, to = text.length): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < to) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
+
+/**
+ * The edit that turns `oldText` into `newText`, as tree-sitter wants it:
+ * the common prefix and suffix are kept, the middle changed. Computing the
+ * edit from the texts themselves (rather than from the editor's change
+ * events) keeps the tree right even when a same-length rewrite of the
+ * sanitizer changes bytes outside the edited range.
+ */
+export interface TextEdit {
+  startIndex: number;
+  oldEndIndex: number;
+  newEndIndex: number;
+  startPosition: { row: number; column: number };
+  oldEndPosition: { row: number; column: number };
+  newEndPosition: { row: number; column: number };
+}
+
+export function diffEdit(oldText: string, newText: string): TextEdit | undefined {
+  if (oldText === newText) return undefined;
+  const max = Math.min(oldText.length, newText.length);
+  let pre = 0;
+  while (pre < max && oldText.charCodeAt(pre) === newText.charCodeAt(pre)) pre++;
+  let suf = 0;
+  while (
+    suf < max - pre &&
+    oldText.charCodeAt(oldText.length - 1 - suf) === newText.charCodeAt(newText.length - 1 - suf)
+  )
+    suf++;
+  // Never split a surrogate pair.
+  if (pre > 0 && isHighSurrogate(oldText.charCodeAt(pre - 1))) pre--;
+  const oldEnd = oldText.length - suf;
+  const newEnd = newText.length - suf;
+  return {
+    startIndex: pre,
+    oldEndIndex: oldEnd,
+    newEndIndex: newEnd,
+    startPosition: pointAt(oldText, pre),
+    oldEndPosition: pointAt(oldText, oldEnd),
+    newEndPosition: pointAt(newText, newEnd),
+  };
+}
+
+function isHighSurrogate(c: number): boolean {
+  return c >= 0xd800 && c <= 0xdbff;
+}
+
+function pointAt(text: string, offset: number): { row: number; column: number } {
+  let row = 0;
+  let lineStart = 0;
+  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) {
+    row++;
+    lineStart = i + 1;
+  }
+  return { row, column: offset - lineStart };
+}
