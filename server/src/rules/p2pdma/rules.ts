@@ -1,0 +1,412 @@
+/**
+ * PCI peer-to-peer DMA rules: P2P-DISTANCE-UNCHECKED, P2P-DISTANCE-BOOL,
+ * P2P-SECOND-ALLOCATOR, P2P-CPU-MEMCPY.
+ */
+import { type AstNode, field, unwrap } from '../../core/ast';
+import { type CallFact, type FileFacts, type FunctionFacts, objectPath, rootOf } from '../../core/facts';
+import { type Rule, rel } from '../api';
+import { asCall, callEvent, keyOf } from '../util';
+
+const DISTANCE = new Set(['pci_p2pdma_distance', 'pci_p2pdma_distance_many']);
+const FIND = new Set(['pci_p2pmem_find', 'pci_p2pmem_find_many']);
+const ALLOC = new Set(['pci_alloc_p2pmem', 'pci_p2pmem_alloc_sgl']);
+
+/** Base object of a pointer expression: `p + off`, `(void *)p`, `&p[i]`, `p->buf` stay `p`-rooted keys. */
+function baseKey(n: AstNode | undefined, ff: FileFacts): string | undefined {
+  if (!n) return undefined;
+  let u = unwrap(n);
+  for (let i = 0; i < 6; i++) {
+    if (u.type === 'binary_expression' && (u.op === '+' || u.op === '-')) u = unwrap(field(u, 'left') ?? u);
+    else if (u.type === 'pointer_expression' && u.op === '&') {
+      const a = u.children[0];
+      if (a && a.type === 'subscript_expression') u = unwrap(field(a, 'argument') ?? a);
+      else break;
+    } else break;
+  }
+  return keyOf(u, ff);
+}
+
+/** Values that hold p2p memory in a function: local keys, and field names the whole file fills with it. */
+function p2pValues(fn: FunctionFacts, ff: FileFacts): Map<string, CallFact> {
+  const vals = new Map<string, CallFact>();
+  for (const a of fn.assigns) {
+    const c = asCall(a.rhs, fn);
+    if (c && (ALLOC.has(c.name) || c.name === 'pci_p2pmem_virt_to_bus')) vals.set(objectPath(a.lhs), c);
+  }
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const a of fn.assigns) {
+      const l = objectPath(a.lhs);
+      if (vals.has(l)) continue;
+      const r = unwrap(a.rhs);
+      let src = vals.get(baseKey(r, ff) ?? '');
+      const c = asCall(r, fn);
+      if (!src && c && (c.name === 'sg_virt' || c.name === 'sg_phys' || c.name === 'sg_dma_address')) src = vals.get(baseKey(c.args[0], ff) ?? '');
+      if (src) {
+        vals.set(l, src);
+        grew = true;
+      }
+    }
+  }
+  return vals;
+}
+
+// ---------------------------------------------------------------------------
+
+const DMA_MAP = new Set([
+  'dma_map_sg', 'dma_map_sg_attrs', 'dma_map_sgtable', 'dma_map_page', 'dma_map_page_attrs', 'dma_map_single',
+  'dma_map_resource', 'ib_dma_map_sg', 'ib_dma_map_sgtable_attrs', 'ib_dma_map_page', 'ib_dma_map_single',
+  'rdma_rw_ctx_init', 'rdma_rw_ctx_signature_init',
+]);
+const SELF_USE = new Set([
+  'pci_free_p2pmem', 'pci_p2pmem_free_sgl', 'pci_p2pmem_virt_to_bus', 'memcpy_toio', 'memset_io', 'memcpy_fromio',
+  'sg_virt', 'sg_phys', 'sg_dma_address', 'sg_dma_len', 'sg_init_table', 'sg_set_buf', 'sg_next', 'kfree',
+  'IS_ERR', 'PTR_ERR', 'WARN_ON', 'WARN_ON_ONCE', 'memcpy', 'memset', 'memmove', 'pr_debug', 'dev_dbg', 'dev_err',
+  'dev_warn', 'dev_info', 'pr_err', 'pr_info', 'pr_warn',
+]);
+const DEVICE_LIKE = /(^|[_.>])(dev|pdev|device|client|qp|queue|nic|ib|rdma|peer|ctrl|port|hba|sdev)\w*$/i;
+
+export const p2pDistanceUnchecked: Rule = {
+  id: 'P2P-DISTANCE-UNCHECKED',
+  family: 'p2pdma',
+  severity: 'error',
+  summary: 'p2p memory handed to another device without checking that the path between them supports peer-to-peer',
+  needs: [...ALLOC],
+  check(ctx) {
+    const { ff } = ctx;
+    // Providers checked anywhere in the file (by the last component of their name).
+    const checked = new Set<string>();
+    for (const info of ff.analysedFunctions()) {
+      const fn = ff.fn(info.name);
+      if (!fn) continue;
+      for (const c of fn.calls) if (DISTANCE.has(c.name) && c.args[0]) checked.add(lastName(keyOf(c.args[0], ff)));
+      for (const a of fn.assigns) {
+        const c = asCall(a.rhs, fn);
+        if (c && FIND.has(c.name)) checked.add(lastName(objectPath(a.lhs)));
+      }
+    }
+    for (const info of ff.analysedFunctions()) {
+      const fn = ff.fn(info.name);
+      if (!fn) continue;
+      const vals = p2pValues(fn, ff);
+      if (!vals.size) continue;
+      const reported = new Set<CallFact>();
+      for (const c of fn.calls) {
+        if (SELF_USE.has(c.name) || ALLOC.has(c.name) || DISTANCE.has(c.name)) continue;
+        // `&x` arguments are outputs (dma_alloc_coherent(..., &q->dma_addr, ...)), not memory handed over.
+        const memArg = c.args.findIndex((a) => !isAddressOf(a) && vals.has(baseKey(a, ff) ?? ''));
+        if (memArg < 0) continue;
+        const alloc = vals.get(baseKey(c.args[memArg], ff)!)!;
+        if (reported.has(alloc)) continue;
+        const provider = keyOf(alloc.args[0], ff);
+        if (!provider || checked.has(lastName(provider))) continue;
+        // The other device: the first device-like argument that is not the provider or the memory.
+        const isMap = DMA_MAP.has(c.name);
+        const other = c.args.find((a, i) => {
+          if (i === memArg) return false;
+          const k = keyOf(a, ff) ?? ff.t(a).replace(/\s+/g, '');
+          if (!k || vals.has(baseKey(a, ff) ?? '') || sameDevice(k, provider)) return false;
+          return isMap ? i === 0 : DEVICE_LIKE.test(k);
+        });
+        if (!other) continue;
+        reported.add(alloc);
+        ctx.report({
+          message: `p2p memory from ${ff.t(alloc.args[0])} is handed to ${ff.t(other)} (by ${c.name}()) without pci_p2pdma_distance() or pci_p2pmem_find() proving that the path between the two devices can carry peer-to-peer traffic. Through a host bridge that is not on the kernel's allowlist, or past an ACS redirect, the transfer fails or lands elsewhere. Check pci_p2pdma_distance(provider, client, true) < 0 first.`,
+          at: c.node,
+          related: [rel(alloc.node, 'the p2p memory is allocated here')],
+          functionName: fn.info.name,
+          events: [
+            callEvent(alloc, alloc.name, { provider: ff.t(alloc.args[0]) }),
+            callEvent(c, isMap ? 'dma_map_p2p' : 'hand_to_client', { client: ff.t(other), checked: false }),
+            { op: 'client_dma_to_provider' },
+          ],
+        });
+      }
+    }
+  },
+};
+
+function isAddressOf(a: AstNode): boolean {
+  const u = unwrap(a);
+  return u.type === 'pointer_expression' && u.op === '&' && u.children[0]?.type !== 'subscript_expression';
+}
+
+function lastName(k: string | undefined): string {
+  if (!k) return '';
+  const parts = k.replace(/^&/, '').split('.');
+  const last = parts[parts.length - 1];
+  return last === 'dev' && parts.length > 1 ? parts[parts.length - 2] : last;
+}
+
+function sameDevice(a: string, provider: string): boolean {
+  const strip = (s: string) => s.replace(/^&/, '').replace(/\.dev$/, '').replace(/^to_pci_dev\((.*)\)$/, '$1');
+  return strip(a) === strip(provider) || rootOf(a) === rootOf(provider);
+}
+
+// ---------------------------------------------------------------------------
+
+export const p2pDistanceBool: Rule = {
+  id: 'P2P-DISTANCE-BOOL',
+  family: 'p2pdma',
+  severity: 'warning',
+  summary: 'pci_p2pdma_distance() result used as a boolean (0 is the best distance, -1 means unsupported)',
+  needs: [...DISTANCE],
+  check(ctx) {
+    const { ff } = ctx;
+    for (const info of ff.analysedFunctions()) {
+      const fn = ff.fn(info.name);
+      if (!fn) continue;
+      const vars = new Map<string, CallFact>();
+      for (const a of fn.assigns) {
+        const c = asCall(a.rhs, fn);
+        if (c && DISTANCE.has(c.name)) vars.set(objectPath(a.lhs), c);
+      }
+      const judge = (use: AstNode, call: CallFact, via?: string) => {
+        const bad = boolishUse(use, ff);
+        if (!bad) return;
+        ctx.report({
+          message: `${via ? `${via} holds the result of ${call.name}(), which` : `${call.name}()`} returns the distance (0 is the best case: the same device) or -1 when peer-to-peer is not supported; ${bad}. Compare with < 0 for failure.`,
+          at: bad.startsWith('used') ? use : (use.parent ?? use),
+          related: via ? [rel(call.node, 'the distance is computed here')] : [],
+          functionName: fn.info.name,
+          events: [callEvent(call, call.name), { op: 'distance_as_bool', span: { start: use.start, end: use.end } }],
+        });
+      };
+      for (const c of fn.calls) if (DISTANCE.has(c.name)) judge(c.node, c);
+      if (vars.size) {
+        for (const n of fn.cfg.nodes) {
+          if (!n.ast) continue;
+          const stack = [n.ast];
+          while (stack.length) {
+            const x = stack.pop()!;
+            if (x.type === 'identifier' || x.type === 'field_expression') {
+              const k = keyOf(x, ff);
+              const call = k ? vars.get(k) : undefined;
+              if (call && !isAssignTarget(x)) judge(x, call, ff.t(x));
+              if (x.type === 'identifier') continue;
+            }
+            stack.push(...x.children);
+          }
+        }
+      }
+    }
+  },
+};
+
+function isAssignTarget(x: AstNode): boolean {
+  const p = x.parent;
+  return !!p && ((p.type === 'assignment_expression' && x.field === 'left') || p.type === 'init_declarator');
+}
+
+/** Why using the value at `n` as it is used treats it as a boolean, or undefined when fine. */
+function boolishUse(n: AstNode, ff: FileFacts): string | undefined {
+  let cur = n;
+  let p = cur.parent;
+  while (p && p.type === 'parenthesized_expression') {
+    cur = p;
+    p = p.parent;
+  }
+  if (!p) return undefined;
+  if (p.type === 'unary_expression' && p.op === '!') return 'negating it treats distance 0 (the best) as failure and -1 as success';
+  if (p.type === 'binary_expression' && (p.op === '&&' || p.op === '||')) return 'using it in a logical expression treats -1 (unsupported) as true';
+  if ((p.type === 'if_statement' || p.type === 'while_statement' || p.type === 'conditional_expression') && cur.field === 'condition')
+    return 'testing it as a condition treats -1 (unsupported) as true and 0 (the best) as false';
+  if (p.type === 'binary_expression') {
+    const other = cur.field === 'left' ? field(p, 'right') : field(p, 'left');
+    if (!other) return undefined;
+    const lit = ff.t(other).replace(/\s+/g, '');
+    if (!/^-?\d+$/.test(lit)) return undefined;
+    const v = Number(lit);
+    const op = cur.field === 'left' ? p.op : flip(p.op ?? '');
+    const ok = (op === '<' && v === 0) || (op === '>=' && v === 0) || ((op === '==' || op === '!=') && v === -1) || (op === '>' && v === -1) || (op === '<=' && v === -1);
+    if (ok) return undefined;
+    return `comparing it ${op} ${lit} mixes up "unsupported" (-1) with a real distance (0 and up)`;
+  }
+  return undefined;
+}
+
+function flip(op: string): string {
+  return ({ '<': '>', '>': '<', '<=': '>=', '>=': '<=' } as Record<string, string>)[op] ?? op;
+}
+
+// ---------------------------------------------------------------------------
+
+const ALLOCATOR_INITS = new Set([
+  'drm_buddy_init', 'ttm_range_man_init', 'ttm_range_man_init_nocheck', 'gen_pool_add', 'gen_pool_add_virt',
+  'gen_pool_add_owner', 'devm_memremap_pages', 'memremap_pages', 'drm_mm_init', 'amdgpu_vram_mgr_init',
+]);
+
+export const p2pSecondAllocator: Rule = {
+  id: 'P2P-SECOND-ALLOCATOR',
+  family: 'p2pdma',
+  severity: 'warning',
+  summary: 'pci_p2pdma_add_resource() on a BAR the driver also allocates from, or registered on demand',
+  needs: ['pci_p2pdma_add_resource'],
+  check(ctx) {
+    const { ff } = ctx;
+    const adds: Array<{ fn: FunctionFacts; call: CallFact; bar: string }> = [];
+    const allocs: Array<{ fn: FunctionFacts; call: CallFact; bars: string[] }> = [];
+    for (const info of ff.analysedFunctions()) {
+      const fn = ff.fn(info.name);
+      if (!fn) continue;
+      for (const c of fn.calls) {
+        if (c.name === 'pci_p2pdma_add_resource' && c.args[1]) adds.push({ fn, call: c, bar: ff.t(c.args[1]).trim() });
+      }
+    }
+    if (!adds.length) return;
+    for (const info of ff.functions.values()) {
+      const fn = ff.fn(info.name);
+      if (!fn) continue;
+      for (const c of fn.calls) {
+        if (!ALLOCATOR_INITS.has(c.name)) continue;
+        const bars = c.args.flatMap((a) => barsIn(a, fn, ff));
+        if (bars.length) allocs.push({ fn, call: c, bars });
+      }
+    }
+    for (const add of adds) {
+      const other = allocs.find((a) => a.bars.includes(add.bar));
+      if (other) {
+        ctx.report({
+          message: `BAR ${add.bar} is registered as p2p memory here and also handed to the driver's own allocator (${other.call.name}() in ${other.fn.info.name}()): two allocators hand out the same addresses, so a peer's DMA lands in a buffer the driver gave to someone else. Keep the driver the only allocator of its BAR and export it (for example as a dma-buf) instead.`,
+          at: add.call.node,
+          related: [rel(other.call.node, `${other.call.name}() manages the same BAR`)],
+          functionName: add.fn.info.name,
+          events: [callEvent(add.call, 'pci_p2pdma_add_resource', { bar: add.bar }), callEvent(other.call, 'driver_allocator_init', { bar: add.bar }), { op: 'both_allocate_same_range' }],
+        });
+        continue;
+      }
+      const root = onDemand(add.fn, ff);
+      if (root) {
+        ctx.report({
+          message: `pci_p2pdma_add_resource() is reached from ${root.name}(), a per-request path: p2p memory should be registered once for the whole BAR at probe time, not on demand and not in pieces.`,
+          at: add.call.node,
+          related: root.at ? [rel(root.at, `${root.name}() is bound here`)] : [],
+          functionName: add.fn.info.name,
+          events: [callEvent(add.call, 'pci_p2pdma_add_resource', { onDemand: true })],
+        });
+      }
+    }
+  },
+};
+
+function barsIn(a: AstNode, fn: FunctionFacts, ff: FileFacts, depth = 0): string[] {
+  const out: string[] = [];
+  const text = ff.t(a);
+  const re = /\bpci_resource_(?:start|len|end)\s*\(\s*[^,]+,\s*([^)]+?)\s*\)|->resource\[\s*([^\]]+?)\s*\]/g;
+  for (let m = re.exec(text); m; m = re.exec(text)) out.push((m[1] ?? m[2]).trim());
+  if (!out.length && depth < 2) {
+    const k = keyOf(a, ff);
+    if (k) for (const as of fn.assigns) if (objectPath(as.lhs) === k) out.push(...barsIn(as.rhs, fn, ff, depth + 1));
+  }
+  return out;
+}
+
+/** If every path into `fn` from this file starts at an ioctl/alloc-like root, that root. */
+function onDemand(fn: FunctionFacts, ff: FileFacts): { name: string; at?: AstNode } | undefined {
+  const seen = new Set<string>();
+  const queue = [fn.info.name];
+  const roots: string[] = [];
+  while (queue.length) {
+    const name = queue.shift()!;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const callers = [...ff.functions.values()].filter((f) => f.name !== name && ff.isInteresting(f) && ff.fn(f.name)?.calls.some((c) => c.name === name));
+    const extra = [...ff.functions.values()].filter((f) => !ff.isInteresting(f) && ff.t(f).includes(name + '('));
+    const all = [...callers, ...extra];
+    if (!all.length) roots.push(name);
+    for (const c of all) queue.push(c.name);
+    if (seen.size > 30) return undefined;
+  }
+  const demand = roots.find((r) => /ioctl|_alloc|mmap|_write$|_store$/.test(r) || ff.rolesOf(r).some((x) => /ioctl|mmap|store|write/.test(x.field)));
+  if (!demand || roots.some((r) => /probe|_init$|init_one/.test(r) || ff.rolesOf(r).some((x) => x.field === 'probe'))) return undefined;
+  const role = ff.rolesOf(demand)[0];
+  return { name: demand, at: role ? (role.table.node as AstNode) : undefined };
+}
+
+// ---------------------------------------------------------------------------
+
+const CPU_SINKS: Record<string, number[]> = {
+  memcpy: [0, 1],
+  memmove: [0, 1],
+  memset: [0],
+  memcmp: [0, 1],
+  strcpy: [0, 1],
+  strscpy: [0, 1],
+  copy_to_user: [1],
+  copy_from_user: [0],
+  __copy_to_user: [1],
+  __copy_from_user: [0],
+  clear_page: [0],
+  copy_page: [0, 1],
+};
+
+export const p2pCpuMemcpy: Rule = {
+  id: 'P2P-CPU-MEMCPY',
+  family: 'p2pdma',
+  severity: 'warning',
+  summary: 'plain CPU memory operations (memcpy, memset, stores) on a p2pmem kernel address, which is MMIO',
+  needs: ['pci_alloc_p2pmem', 'pci_p2pmem_alloc_sgl'],
+  check(ctx) {
+    const { ff } = ctx;
+    // Struct fields the file fills with p2pmem: a memcpy into `q->sq_cmds` elsewhere is suspect too.
+    const fields = new Map<string, CallFact>();
+    const perFn = new Map<string, Map<string, CallFact>>();
+    for (const info of ff.analysedFunctions()) {
+      const fn = ff.fn(info.name);
+      if (!fn) continue;
+      const vals = p2pValues(fn, ff);
+      for (const [k, c] of vals) {
+        if (c.name === 'pci_p2pmem_virt_to_bus') vals.delete(k);
+        else if (k.includes('.')) fields.set(k.split('.').pop()!, c);
+      }
+      perFn.set(info.name, vals);
+    }
+    if (!fields.size && ![...perFn.values()].some((m) => m.size)) return;
+    const newer = ctx.atLeast(6, 19);
+    for (const info of ff.functions.values()) {
+      const fn = ff.fn(info.name);
+      if (!fn) continue;
+      const vals = perFn.get(info.name) ?? new Map<string, CallFact>();
+      const lookup = (a: AstNode | undefined): { src: CallFact; via: string } | undefined => {
+        const k = baseKey(a, ff);
+        if (!k) return undefined;
+        const local = vals.get(k);
+        if (local) return { src: local, via: k };
+        const f = k.includes('.') ? fields.get(k.split('.').pop()!) : undefined;
+        return f ? { src: f, via: k } : undefined;
+      };
+      const report = (at: AstNode, what: string, hit: { src: CallFact; via: string }) =>
+        ctx.report({
+          severity: newer ? undefined : 'info',
+          message: `${what} on ${hit.via.replace(/\./g, '->')}, which holds p2p memory from ${hit.src.name}(): its kernel address maps a PCI BAR (MMIO), not RAM. Use memcpy_toio()/memset_io() through a (void __iomem *) cast${newer ? '' : '; kernels before the p2pdma documentation rewrite tolerate this on x86, newer ones forbid it'}.`,
+          at,
+          related: [rel(hit.src.node, 'the p2p memory is allocated here')],
+          functionName: fn.info.name,
+          events: [callEvent(hit.src, 'pci_alloc_p2pmem'), callEvent(at, 'cpu_memop', { op: what.replace(/\(\).*/, '') })],
+        });
+      for (const c of fn.calls) {
+        const idxs = CPU_SINKS[c.name];
+        if (!idxs) continue;
+        for (const i of idxs) {
+          const hit = lookup(c.args[i]);
+          if (hit) {
+            report(c.node, `${c.name}()`, hit);
+            break;
+          }
+        }
+      }
+      for (const a of fn.assigns) {
+        const l = unwrap(a.lhsNode);
+        let target: AstNode | undefined;
+        if (l.type === 'pointer_expression' && l.op === '*') target = l.children[0];
+        else if (l.type === 'subscript_expression') target = field(l, 'argument');
+        if (!target) continue;
+        const hit = lookup(target);
+        if (hit) report(a.lhsNode.parent ?? a.lhsNode, 'a plain store', hit);
+      }
+    }
+  },
+};
+
+export const p2pRules: Rule[] = [p2pDistanceUnchecked, p2pDistanceBool, p2pSecondAllocator, p2pCpuMemcpy];
