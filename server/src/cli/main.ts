@@ -1,0 +1,319 @@
+/**
+ * `dmalens`, the command line. The only layer that knows the terminal: it
+ * reads files, runs the analyzer over them one at a time and prints what the
+ * formats (./formats.ts) make of the findings.
+ *
+ *   dmalens check [options] PATH...     analyse files and directories
+ *   dmalens rules [--format text|json]  list the rules
+ *   dmalens help | --help | --version
+ *
+ * Exit codes: 0 no error-severity finding, 1 at least one, 2 usage or I/O
+ * error (a one-line message on stderr; never a stack trace).
+ */
+// Options are parsed with node's built-in util.parseArgs: no dependency needed.
+import { parseArgs } from 'node:util';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Analyzer } from '../core/analyzer';
+import { LineIndex } from '../core/positions';
+import type { AnalysisResult, AnalyzeOptions, KernelVersion, RuleInfo, Severity } from '../core/types';
+import { loadWasm } from '../node/assets';
+import { collectFiles, KernelPaths, readSource } from './files';
+import {
+  compareStrings,
+  formatJson,
+  formatRulesJson,
+  formatRulesText,
+  formatSarif,
+  formatText,
+  locateFindings,
+  oneLine,
+  type FileFindings,
+  type FileProblem,
+} from './formats';
+
+/** Where output goes; the process's streams by default, buffers in tests. */
+export interface CliIO {
+  out(s: string): void;
+  err(s: string): void;
+}
+
+const processIO: CliIO = {
+  out: (s) => void process.stdout.write(s),
+  err: (s) => void process.stderr.write(s),
+};
+
+/** A mistake in the command line: exit code 2, one line on stderr. */
+export class UsageError extends Error {}
+
+export const DEFAULT_MAX_SIZE = 4_000_000;
+
+export const USAGE = `Usage:
+  dmalens check [options] PATH...   analyse C files, and .c/.h files under directories
+  dmalens rules [--format text|json] list the rules
+  dmalens help                       show this text
+  dmalens --version                  print the version
+
+Options for check:
+  --format text|json|sarif   output format (default text: file:line:col: severity: message [RULE],
+                             columns counted in bytes, as gcc does)
+  --kernel X.Y               target kernel version, e.g. 6.12 (default: the newest the rules know)
+  --disable RULE             do not run RULE (repeatable, or comma-separated)
+  --severity RULE=LEVEL      report RULE as error, warning or info (repeatable)
+  --max-size BYTES           skip files larger than this (default ${DEFAULT_MAX_SIZE})
+  --summary                  print a summary line on stderr
+
+Exit status: 0 no error-severity finding, 1 at least one, 2 usage or I/O error.
+`;
+
+/** Set by the esbuild bundle (scripts/build.js) from the root package.json. */
+declare const __DMALENS_VERSION__: string | undefined;
+
+/**
+ * The version: the bundle's, else the extension's package.json (the root of
+ * the repository), else the server package's.
+ */
+export function version(): string {
+  if (typeof __DMALENS_VERSION__ === 'string') return __DMALENS_VERSION__;
+  let fallback = 'unknown';
+  for (let dir = __dirname, i = 0; i < 6; i++, dir = path.dirname(dir)) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+      if (pkg.name === 'dmalens') return String(pkg.version);
+      if (pkg.name === '@dmalens/server' && fallback === 'unknown') fallback = String(pkg.version);
+    } catch {
+      /* keep looking */
+    }
+  }
+  return fallback;
+}
+
+/** Runs util.parseArgs (inside `run`) with its errors turned into short usage errors. */
+function parse<R>(run: () => R): R {
+  try {
+    return run();
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const opt = /'([^']+)'/.exec(err.message)?.[1] ?? '';
+      throw new UsageError(`unknown option '${opt}' (see 'dmalens help')`);
+    }
+    if (typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS')) {
+      throw new UsageError(oneLine(err.message));
+    }
+    throw e;
+  }
+}
+
+export function parseKernelVersion(s: string): KernelVersion {
+  const m = /^(\d{1,3})\.(\d{1,3})$/.exec(s.trim());
+  if (!m) throw new UsageError(`--kernel: expected a version like 6.12, got '${s}'`);
+  return { major: Number(m[1]), minor: Number(m[2]) };
+}
+
+function parseFormat<F extends string>(value: string | undefined, allowed: readonly F[]): F {
+  const v = value ?? allowed[0];
+  if (!(allowed as readonly string[]).includes(v)) {
+    throw new UsageError(`--format: expected ${allowed.join(', ')}; got '${v}'`);
+  }
+  return v as F;
+}
+
+function parseMaxSize(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_MAX_SIZE;
+  if (!/^\d+$/.test(value) || Number(value) <= 0) {
+    throw new UsageError(`--max-size: expected a number of bytes, got '${value}'`);
+  }
+  return Number(value);
+}
+
+function parseSeverities(values: readonly string[]): Record<string, Severity> {
+  const out: Record<string, Severity> = {};
+  for (const v of values) {
+    const m = /^([^=]+)=(error|warning|info)$/.exec(v.trim());
+    if (!m) throw new UsageError(`--severity: expected RULE=error|warning|info, got '${v}'`);
+    out[m[1].trim()] = m[2] as Severity;
+  }
+  return out;
+}
+
+async function createAnalyzer(): Promise<Analyzer> {
+  return Analyzer.create(loadWasm());
+}
+
+function warnUnknownRules(ids: Iterable<string>, rules: readonly RuleInfo[], io: CliIO): void {
+  // With no rules registered every id would look unknown: say nothing then.
+  if (rules.length === 0) return;
+  const known = new Set(rules.map((r) => r.id));
+  for (const id of ids) {
+    if (!known.has(id)) io.err(`dmalens: warning: unknown rule '${id}' (see 'dmalens rules')\n`);
+  }
+}
+
+async function checkCommand(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parse(() =>
+    parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        format: { type: 'string', short: 'f' },
+        kernel: { type: 'string' },
+        disable: { type: 'string', multiple: true },
+        severity: { type: 'string', multiple: true },
+        'max-size': { type: 'string' },
+        summary: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }),
+  );
+  if (values.help) {
+    io.out(USAGE);
+    return 0;
+  }
+  const format = parseFormat(values.format, ['text', 'json', 'sarif'] as const);
+  const kernelVersion = values.kernel !== undefined ? parseKernelVersion(values.kernel) : undefined;
+  const disabled = (values.disable ?? [])
+    .flatMap((d) => d.split(','))
+    .map((d) => d.trim())
+    .filter((d) => d.length > 0);
+  const severity = parseSeverities(values.severity ?? []);
+  const maxSize = parseMaxSize(values['max-size']);
+  if (positionals.length === 0) throw new UsageError(`check: no files or directories given (see 'dmalens help')`);
+
+  const analyzer = await createAnalyzer();
+  const rules = analyzer.rules();
+  warnUnknownRules([...disabled, ...Object.keys(severity)], rules, io);
+
+  const started = Date.now();
+  const { files, errors } = await collectFiles(positionals);
+  const problems: FileProblem[] = [];
+  const report = (file: string, message: string, fatal: boolean): void => {
+    problems.push({ file, message, fatal });
+    io.err(`dmalens: ${file}: ${oneLine(message)}\n`);
+  };
+  for (const e of errors) report(e.file, e.message, true);
+
+  const kernelPaths = new KernelPaths();
+  const results: FileFindings[] = [];
+  const counts: Record<Severity, number> = { error: 0, warning: 0, info: 0 };
+  let analysed = 0;
+  for (const file of files) {
+    const read = await readSource(file, maxSize);
+    if ('skipped' in read) {
+      report(file, read.fatal ? read.skipped : `skipped: ${read.skipped}`, read.fatal);
+      continue;
+    }
+    const options: AnalyzeOptions = {
+      kernelVersion,
+      disabledRules: disabled,
+      severity,
+      path: await kernelPaths.pathFor(file),
+    };
+    let result: AnalysisResult;
+    try {
+      result = analyzer.analyzeText(read.text, options);
+    } catch (e) {
+      // The core reports problems as notices; an exception is a bug: say which file, go on.
+      report(file, `analysis failed: ${e instanceof Error ? e.message : String(e)}`, true);
+      continue;
+    }
+    analysed++;
+    for (const n of result.notices) report(file, n.message, false);
+    if (result.findings.length === 0) continue;
+    // Locate while the text is at hand; only the small located form is kept.
+    const findings = locateFindings(result.findings, new LineIndex(read.text), read.encoding);
+    for (const f of findings) counts[f.severity]++;
+    if (format === 'text') io.out(formatText(file, findings));
+    else results.push({ file, findings });
+  }
+
+  if (format === 'json') io.out(formatJson(results, problems));
+  else if (format === 'sarif') io.out(formatSarif(results, problems, rules, version()));
+
+  if (values.summary) {
+    const secs = ((Date.now() - started) / 1000).toFixed(2);
+    const skipped = files.length - analysed;
+    io.err(
+      `dmalens: ${analysed} file${analysed === 1 ? '' : 's'} analysed` +
+        (skipped ? `, ${skipped} skipped` : '') +
+        `: ${counts.error} error${counts.error === 1 ? '' : 's'}, ` +
+        `${counts.warning} warning${counts.warning === 1 ? '' : 's'}, ${counts.info} info (${secs} s)\n`,
+    );
+  }
+  if (problems.some((p) => p.fatal)) return 2;
+  return counts.error > 0 ? 1 : 0;
+}
+
+async function rulesCommand(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parse(() =>
+    parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: { format: { type: 'string', short: 'f' }, help: { type: 'boolean', short: 'h' } },
+    }),
+  );
+  if (values.help) {
+    io.out(USAGE);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`rules: unexpected argument '${positionals[0]}'`);
+  const format = parseFormat(values.format, ['text', 'json'] as const);
+  const rules = [...(await createAnalyzer()).rules()].sort((a, b) => compareStrings(a.id, b.id));
+  io.out(format === 'json' ? formatRulesJson(rules) : formatRulesText(rules));
+  return 0;
+}
+
+/**
+ * Runs the command line `argv` (the arguments after the program name) and
+ * resolves to the exit code. Never throws: errors become `dmalens: message`
+ * on stderr and exit code 2.
+ */
+export async function main(argv: readonly string[], io: CliIO = processIO): Promise<number> {
+  try {
+    const [command, ...rest] = argv;
+    switch (command) {
+      case 'check':
+        return await checkCommand(rest, io);
+      case 'rules':
+        return await rulesCommand(rest, io);
+      case 'help':
+      case '--help':
+      case '-h':
+        io.out(USAGE);
+        return 0;
+      case 'version':
+      case '--version':
+        io.out(`dmalens ${version()}\n`);
+        return 0;
+      case undefined:
+        io.err(USAGE);
+        return 2;
+      default:
+        throw new UsageError(
+          command.startsWith('-')
+            ? `unknown option '${command}' (see 'dmalens help')`
+            : `unknown command '${command}' (see 'dmalens help')`,
+        );
+    }
+  } catch (e) {
+    io.err(`dmalens: ${oneLine(e instanceof Error ? e.message : String(e))}\n`);
+    if (process.env.DMALENS_DEBUG && e instanceof Error && !(e instanceof UsageError)) io.err(`${e.stack}\n`);
+    return 2;
+  }
+}
+
+/** Runs as the `dmalens` process: real argv, real streams, exit code set. */
+export function runProcess(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  // `dmalens check . | head`: a closed pipe ends the run quietly.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+  return main(argv).then((code) => {
+    process.exitCode = code;
+  });
+}
+
+if (require.main === module) void runProcess();
