@@ -9,7 +9,7 @@
  */
 import { CParser, type ParsedFile, type WasmImages } from './parser';
 import type { AnalysisResult, AnalyzeOptions, RuleInfo } from './types';
-import { runRules, ruleInfos } from '../rules/registry';
+import { mayMatter, runRules, ruleInfos } from '../rules/registry';
 
 export class Analyzer {
   private constructor(private readonly parser: CParser) {}
@@ -28,8 +28,12 @@ export class Analyzer {
     return runRules(doc, options);
   }
 
-  /** Parses, analyses and frees in one go (for the CLI). */
+  /**
+   * Parses, analyses and frees in one go (for the CLI). Text that mentions
+   * nothing any rule needs is not even parsed.
+   */
   analyzeText(text: string, options: AnalyzeOptions = {}): AnalysisResult {
+    if (!mayMatter(text)) return { findings: [], notices: [], errorNodes: 0 };
     const doc = this.parse(text);
     try {
       return this.analyze(doc, options);

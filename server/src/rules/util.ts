@@ -39,16 +39,15 @@ export function assignedFrom(fn: FunctionFacts, names: ReadonlySet<string>, ff: 
  * the buffer's root.
  */
 export function bufferRoots(arg: AstNode | undefined, fn: FunctionFacts, ff: FileFacts): Set<string> {
-  const roots = new Set<string>();
   const k = keyOf(arg, ff);
-  if (!k) return roots;
-  roots.add(rootOf(k));
+  if (!k) return new Set<string>();
+  const roots = aliasRoots(rootOf(k), fn, ff);
   for (const a of fn.assigns) {
     if (objectPath(a.lhs) !== k) continue;
     const c = asCall(a.rhs, fn);
     if (c && (c.name === 'dma_buf_attach' || c.name === 'dma_buf_dynamic_attach')) {
       const b = keyOf(c.args[0], ff);
-      if (b) roots.add(rootOf(b));
+      if (b) for (const r of aliasRoots(rootOf(b), fn, ff)) roots.add(r);
     }
   }
   return roots;
@@ -92,4 +91,26 @@ export function isTrueLiteral(n: AstNode, ff: FileFacts): boolean {
 export function isFalseLiteral(n: AstNode, ff: FileFacts): boolean {
   const s = ff.t(unwrap(n)).trim();
   return s === '0' || s === 'false' || s === 'NULL';
+}
+
+/**
+ * A local's root and the roots of what it was assigned from, transitively
+ * (`resv = vb->attach->dmabuf->resv` makes `resv` also `vb`).
+ */
+export function aliasRoots(root: string, fn: FunctionFacts, ff: FileFacts): Set<string> {
+  const out = new Set<string>([root]);
+  const queue = [root];
+  while (queue.length && out.size < 8) {
+    const r = queue.pop()!;
+    for (const a of fn.assigns) {
+      if (a.op !== '=' || a.lhs !== r) continue;
+      const k = keyOf(a.rhs, ff);
+      const rr = k ? rootOf(k) : undefined;
+      if (rr && !out.has(rr)) {
+        out.add(rr);
+        queue.push(rr);
+      }
+    }
+  }
+  return out;
 }

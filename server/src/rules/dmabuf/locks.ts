@@ -170,10 +170,10 @@ export function anyMaybe(s: LockState): boolean {
 }
 
 /** The held (or maybe held) key whose object is the same buffer as `roots`. */
-export function heldOn(s: LockState, roots: Set<string>): { key: string; value: number } | undefined {
+export function heldOn(s: LockState, roots: Set<string>, expand: (root: string) => Set<string>): { key: string; value: number } | undefined {
   for (const [k, v] of s) {
-    if (!(v & HELD)) continue;
-    if (roots.has(rootOf(k))) return { key: k, value: v };
+    if (!(v & HELD) || k === CALLER) continue;
+    for (const r of expand(rootOf(k))) if (roots.has(r)) return { key: k, value: v };
   }
   return undefined;
 }
@@ -371,7 +371,9 @@ function summarize(
     if (spec.kind === 'acquire' || spec.kind === 'try') acquired.add(key);
     const p = paramOf(key);
     if (p < 0) continue;
-    if (spec.kind === 'assert' && !asserts.some((a) => a.param === p)) asserts.push({ param: p, suffix: suffixOf(key) });
+    // An assert is a requirement on the caller only where this function does not hold a lock itself.
+    if (spec.kind === 'assert' && !asserts.some((a) => a.param === p) && !anyMaybe(stateBefore(fn, sol, c, ff, lockFn, keyOf)))
+      asserts.push({ param: p, suffix: suffixOf(key) });
     if (spec.kind === 'release' && exitState && (exitState.locks.get(key) ?? FREE) === FREE && !releases.some((r) => r.param === p))
       releases.push({ param: p, suffix: suffixOf(key) });
   }

@@ -9,11 +9,30 @@ import { type CallFact, commaList, type FileFacts, type FunctionFacts, objectPat
 import { solve } from '../../core/flow';
 import type { CodeEvent, RelatedSpan } from '../../core/types';
 import { type Rule, type RuleContext, rel } from '../api';
-import { asCall, assignedFrom, bufferRoots, callEvent, isFalseLiteral, isTrueLiteral, keyOf, mentions } from '../util';
+import { aliasRoots, asCall, assignedFrom, bufferRoots, callEvent, isFalseLiteral, isTrueLiteral, keyOf, mentions } from '../util';
 import { anyHeld, anyMaybe, CALLER, type FileLocks, fileLocks, HELD, heldOn } from './locks';
 import { ERRPTR_RETURNING, IMPORTED_SGT_SOURCES, LOCK_FNS, MUST_HOLD, MUST_NOT_HOLD } from './vocab';
 
 const locksOf = (ctx: RuleContext): FileLocks => ctx.shared('dmabuf.locks', () => fileLocks(ctx.ff));
+
+/** Keys (object paths) assigned from dma_buf_dynamic_attach() anywhere in the file. */
+function dynamicAttachments(ctx: RuleContext): string[] {
+  return ctx.shared('dmabuf.dynamic', () => {
+    const out: string[] = [];
+    for (const info of ctx.ff.analysedFunctions()) {
+      const fn = ctx.ff.fn(info.name);
+      if (!fn) continue;
+      const local = assignedFrom(fn, new Set(['dma_buf_dynamic_attach']), ctx.ff).map((a) => a.key);
+      out.push(...local);
+      // Copies: `imp->attach = attach;`
+      for (const a of fn.assigns) {
+        const r = keyOf(a.rhs, ctx.ff);
+        if (r && local.includes(r)) out.push(objectPath(a.lhs));
+      }
+    }
+    return out;
+  });
+}
 
 /** Events leading to a call: the lock operations and dma-buf calls before it in the same function. */
 function eventsUpTo(fn: FunctionFacts, call: CallFact, extra: CodeEvent['args'], locks: FileLocks): CodeEvent[] {
@@ -35,7 +54,7 @@ export const dmabufLocking: Rule = {
   family: 'dmabuf',
   severity: 'error',
   summary: 'dma-buf call made with the wrong reservation-lock state (must hold it, or must not hold it)',
-  needs: [...MUST_HOLD, ...MUST_NOT_HOLD],
+  needs: [...MUST_HOLD, ...MUST_NOT_HOLD, 'map_dma_buf', 'move_notify'],
   context: Object.keys(LOCK_FNS),
   check(ctx) {
     const { ff } = ctx;
@@ -52,8 +71,12 @@ export const dmabufLocking: Rule = {
             const lockCall = fn.calls.find((c) => locks.lockFn(c)?.kind === 'acquire' || locks.lockFn(c)?.kind === 'try');
             if (lockCall) related.push(rel(lockCall.node, 'the reservation lock is taken here on some paths only'));
           }
-          let severity: 'error' | 'warning' = maybe || fl.entry === 'unknown' ? 'warning' : 'error';
-          if (!ctx.atLeast(6, 2) && call.name !== 'dma_buf_pin' && call.name !== 'dma_buf_unpin' && call.name !== 'dma_buf_move_notify') severity = 'warning';
+          const severity: 'error' | 'warning' = maybe || fl.entry === 'unknown' ? 'warning' : 'error';
+          // Before 6.2 only dynamic attachments had to hold the lock for map/unmap/vmap.
+          if (!ctx.atLeast(6, 2) && call.name !== 'dma_buf_pin' && call.name !== 'dma_buf_unpin' && call.name !== 'dma_buf_move_notify') {
+            const att = keyOf(call.args[0], ff);
+            if (!att || !dynamicAttachments(ctx).some((k) => k === att || (k.includes('.') && att.endsWith('.' + k.split('.').pop())))) continue;
+          }
           const obj = call.name === 'dma_buf_move_notify' ? 'the dma-buf' : 'the attachment\'s dma-buf';
           const how = maybe
             ? 'on some paths the lock is not held here'
@@ -74,7 +97,7 @@ export const dmabufLocking: Rule = {
         } else if (MUST_NOT_HOLD.has(call.name)) {
           const s = fl.before(call);
           const roots = bufferRoots(call.args[0], fn, ff);
-          let held = heldOn(s, roots);
+          let held = heldOn(s, roots, (r) => aliasRoots(r, fn, ff));
           const params = new Set(fn.info.params.map((p) => p.name));
           const callerHeld = s.get(CALLER);
           if (!held && callerHeld && callerHeld & HELD && [...roots].some((r) => params.has(r))) held = { key: CALLER, value: callerHeld };
@@ -99,13 +122,10 @@ export const dmabufLocking: Rule = {
           });
         } else if (fl.entry === 'held' && (call.name === 'dma_resv_lock' || call.name === 'dma_resv_lock_interruptible')) {
           // Taking the buffer's own lock inside a callback that runs with it held.
-          const k = keyOf(call.args[0], ff);
-          if (!k) continue;
-          const params = new Set(fn.info.params.map((p) => p.name));
           const ctxArg = call.args[1] ? ff.t(call.args[1]).trim() : 'NULL';
-          if (!params.has(rootOf(k)) || ctxArg !== 'NULL') continue;
+          if (ctxArg !== 'NULL') continue;
           ctx.report({
-            message: `${fn.info.name}() runs with this buffer's reservation lock already held; taking it again deadlocks.`,
+            message: `${fn.info.name}() runs with the buffer's reservation lock already held: taking a reservation lock again without a ww_acquire_ctx deadlocks when it is the same buffer's (as it is for an exporter's own object) and is a forbidden nesting otherwise.`,
             at: call.node,
             related: fl.entryReason ? [{ ...(fl.entryReason.at ?? fn.info.nameSpan), message: fl.entryReason.message }] : [],
             functionName: fn.info.name,
@@ -145,13 +165,50 @@ export const dmabufSgPage: Rule = {
   family: 'dmabuf',
   severity: 'error',
   summary: 'importer uses the CPU side (struct page, virtual address) of an exporter\'s sg_table',
-  needs: [...IMPORTED_SGT_SOURCES],
+  needs: [...IMPORTED_SGT_SOURCES, 'gem_prime_import_sg_table'],
   check(ctx) {
     const { ff } = ctx;
+    // Fields that only ever hold imported tables in this file.
+    const fieldSources = new Map<string, CallFact | null>();
+    const fieldStores = new Map<string, number>();
     for (const info of ff.analysedFunctions()) {
       const fn = ff.fn(info.name);
-      if (!fn || !fn.calls.some((c) => IMPORTED_SGT_SOURCES.has(c.name))) continue;
-      checkSgPage(ctx, fn);
+      if (!fn) continue;
+      const local = new Map<string, CallFact>();
+      for (const a of assignedFrom(fn, IMPORTED_SGT_SOURCES, ff)) local.set(a.key, a.call);
+      for (const a of fn.assigns) {
+        const l = objectPath(a.lhs);
+        if (!l.includes('.')) continue;
+        const f = l.split('.').pop()!;
+        fieldStores.set(f, (fieldStores.get(f) ?? 0) + 1);
+        if (isFalseLiteral(a.rhs, ff)) continue;
+        const src = local.get(l) ?? local.get(keyOf(a.rhs, ff) ?? '');
+        if (src && fieldSources.get(f) !== null) fieldSources.set(f, src);
+        else fieldSources.set(f, null);
+      }
+    }
+    const importedFields = new Map<string, CallFact>();
+    for (const [f, src] of fieldSources) {
+      if (!src) continue;
+      // Every store to the field in the whole file must be one we saw (functions we did not analyse may store other tables).
+      const stores = ff.text.match(new RegExp(`(?:->|\\.)\\s*${f}\\s*=(?!=)`, 'g'))?.length ?? 0;
+      if (stores <= (fieldStores.get(f) ?? 0)) importedFields.set(f, src);
+    }
+    const fieldRe = importedFields.size ? new RegExp(`\\b(?:${[...importedFields.keys()].join('|')})\\b`) : undefined;
+    for (const info of ff.functions.values()) {
+      if (!ff.isInteresting(info) && !ff.rolesOf(info.name).length && !(fieldRe && fieldRe.test(ff.t(info)))) continue;
+      const fn = ff.fn(info.name);
+      if (!fn) continue;
+      const role = ff.rolesOf(info.name).find((r) => r.field === 'gem_prime_import_sg_table');
+      const roleParam = role && info.params[2] ? info.params[2].name : undefined;
+      const usesField = importedFields.size > 0 && fn.assigns.length + fn.calls.length > 0;
+      if (!roleParam && !usesField && !fn.calls.some((c) => IMPORTED_SGT_SOURCES.has(c.name))) continue;
+      const seeds = new Map<string, CallFact>();
+      if (role && roleParam) {
+        const at = { type: 'role', start: role.span.start, end: role.span.end, children: [] } as AstNode;
+        seeds.set('T:' + roleParam, { name: 'the PRIME import (.gem_prime_import_sg_table)', node: at, args: [], cfgNode: fn.cfg.entry });
+      }
+      checkSgPage(ctx, fn, seeds, importedFields);
     }
   },
 };
@@ -159,25 +216,30 @@ export const dmabufSgPage: Rule = {
 /** Which keys hold an imported table (`T:`) or an entry of one (`E:`) at each point: a may-analysis with kills. */
 type SgState = ReadonlyMap<string, CallFact>;
 
-function checkSgPage(ctx: RuleContext, fn: FunctionFacts): void {
+function checkSgPage(ctx: RuleContext, fn: FunctionFacts, seeds: Map<string, CallFact>, importedFields: Map<string, CallFact>): void {
   const { ff } = ctx;
+  const lookup = (s: SgState, k: string): CallFact | undefined => {
+    const t = s.get('T:' + k);
+    if (t) return t;
+    return k.includes('.') ? importedFields.get(k.split('.').pop()!) : undefined;
+  };
   const tableOf = (s: SgState, n: AstNode | undefined): CallFact | undefined => {
     if (!n) return undefined;
     let u = unwrap(n);
     if (u.type === 'pointer_expression' && u.op === '&') u = u.children[0] ?? u;
     const k = keyOf(u, ff);
     if (!k) return undefined;
-    const t = s.get('T:' + k);
+    const t = lookup(s, k);
     if (t) return t;
     const m = /^(.*)\.sgl$/.exec(k);
-    return m ? s.get('T:' + m[1]) : undefined;
+    return m ? lookup(s, m[1]) : undefined;
   };
   const entryOf = (s: SgState, n: AstNode | undefined): CallFact | undefined => {
     const k = keyOf(n, ff);
     return (k && s.get('E:' + k)) || tableOf(s, n);
   };
   const sol = solve<SgState>(fn.cfg, {
-    entry: new Map(),
+    entry: seeds,
     join: (a, b) => {
       if (!b.size) return a;
       if (!a.size) return b;
@@ -205,7 +267,7 @@ function checkSgPage(ctx: RuleContext, fn: FunctionFacts): void {
         else {
           const rk = keyOf(a.rhs, ff);
           if (rk) {
-            table = cur.get('T:' + rk);
+            table = lookup(cur, rk);
             if (!table && rk.endsWith('.sgl')) entry = tableOf(cur, a.rhs);
             else if (!table) entry = cur.get('E:' + rk);
           }
@@ -214,7 +276,7 @@ function checkSgPage(ctx: RuleContext, fn: FunctionFacts): void {
         set('E:' + l, entry);
       }
       // Iterators bind their cursor to the table they walk.
-      if (node.kind === 'cond' && node.iter && (SG_ITERS_DMA.has(node.iter) || node.iter === 'for_each_sg')) {
+      if (node.kind === 'cond' && node.iter && (SG_ITERS_DMA.has(node.iter) || SG_ITERS_CPU.has(node.iter) || node.iter === 'for_each_sg')) {
         const args = commaList(node.ast);
         const src = tableOf(m ?? s, args[0]);
         const v = keyOf(args[1], ff);
@@ -228,7 +290,7 @@ function checkSgPage(ctx: RuleContext, fn: FunctionFacts): void {
     if (reported.has(at.start)) return;
     reported.add(at.start);
     ctx.report({
-      message: `${what} on the sg_table returned by ${src.name}(): an importer may only use its DMA addresses (sg_dma_address/sg_dma_len over for_each_sgtable_dma_sg). The pages behind it belong to the exporter and may not exist at all (peer-to-peer or VRAM); CONFIG_DMABUF_DEBUG scrambles them.`,
+      message: `${what} on ${src.node.type === 'role' ? 'the imported sg_table this .gem_prime_import_sg_table callback receives' : `the sg_table returned by ${src.name}()`}: an importer may only use its DMA addresses (sg_dma_address/sg_dma_len over for_each_sgtable_dma_sg). The pages behind it belong to the exporter and may not exist at all (peer-to-peer or VRAM); CONFIG_DMABUF_DEBUG scrambles them.`,
       at,
       related: [rel(src.node, 'the exporter\'s table is imported here')],
       functionName: fn.info.name,
@@ -467,11 +529,14 @@ export const dmabufMoveNotify: Rule = {
       if (!fn) continue;
       for (const c of fn.calls) {
         if (c.name !== 'dma_buf_dynamic_attach' || !c.args[2]) continue;
-        const opsKey = keyOf(c.args[2], ff);
+        let opsKey = keyOf(c.args[2], ff);
         if (!opsKey) continue;
+        // `ops = &acme_ops; dma_buf_dynamic_attach(..., ops, ...)`
+        const alias = fn.assigns.find((a) => a.lhs === opsKey && keyOf(a.rhs, ff));
+        if (alias && !inits.some((i) => i.name === opsKey)) opsKey = keyOf(alias.rhs, ff)!;
         const ops = inits.find((i) => i.name === opsKey && (!i.inFunction || i.inFunction === fn.info.name));
         if (!ops) continue;
-        const has = ops.fields.some((f) => f.path === 'move_notify' || f.path === 'invalidate_mappings');
+        const has = ops.fields.some((f) => (f.path === 'move_notify' || f.path === 'invalidate_mappings') && !isFalseLiteral(f.value, ff));
         if (has) continue;
         ctx.report({
           message: `dma_buf_dynamic_attach() with importer ops ${ops.name} that have no .move_notify: the core WARNs and refuses the attachment (-EINVAL), and a dynamic importer without it could not be told when the exporter moves the buffer.`,
@@ -509,9 +574,11 @@ export const dmabufMoveNotify: Rule = {
       void params;
       const invalidates = fn.calls.some((c) => INVALIDATE_RE.test(c.name)) || fn.assigns.some((a) => /invalid|stale|moved|evict/.test(a.lhs));
       if (!invalidates && !pinsInFile) {
+        const p2p = role.table.fields.find((f) => f.path === 'allow_peer2peer');
+        const peer = !!p2p && isTrueLiteral(p2p.value, ff);
         ctx.report({
-          severity: 'warning',
-          message: `${name}() is the importer's move_notify but invalidates nothing: after the exporter moves the buffer, the device keeps DMAing to the old placement. Unmap or mark the mapping invalid here and re-map before the next use.`,
+          severity: peer ? 'error' : 'warning',
+          message: `${name}() is the importer's move_notify but invalidates nothing: after the exporter moves the buffer, the device keeps DMAing to the old placement${peer ? ' (with allow_peer2peer that placement is the exporter\'s VRAM, reused at once)' : ''}. Unmap or mark the mapping invalid here and re-map before the next use, or pin the buffer.`,
           at: fn.info.nameSpan,
           related: [rel(role.span, 'bound as .move_notify here')],
           functionName: name,
@@ -706,28 +773,37 @@ function checkPins(
     }
   }
 
-  // Pinned on some path at a return, and the attachment does not escape.
-  for (const n of fn.cfg.nodes) {
-    if (n.kind !== 'return') continue;
-    const s = sol.after[n.id];
-    if (!s) continue;
-    for (const [k, bits] of s.pins) {
-      if (!(bits & 6)) continue;
-      const pin = pinCalls.get(k);
-      if (!pin) continue;
-      const field = k.includes('.') ? k.split('.').pop()! : undefined;
-      if (field && unpinnedFields.has(field)) continue; // a release path unpins the stored attachment
-      if (escapes(fn, k, ff)) continue;
-      // Returning success with the pin held is handing it over; only error returns leak.
-      if (!isErrorReturn(n, ff)) continue;
+  // Pins that are never undone.
+  for (const [k, pin] of pinCalls) {
+    const fieldName = k.includes('.') ? k.split('.').pop()! : undefined;
+    if (fieldName) {
+      // Stored in an object: some function of the file must unpin it.
+      if (unpinnedFields.has(fieldName)) continue;
       ctx.report({
-        message: `This error path returns with the attachment still pinned (pinned ${bits & 1 ? 'on some paths' : 'on every path'} leading here): the exporter can never move or free the buffer. Call dma_buf_unpin() before returning.`,
-        at: n.ast ?? pin.node,
-        related: [rel(pin.node, 'pinned here')],
+        message: `The attachment pinned here is kept in ${k.replace(/\./g, '->')}, but nothing in this file ever calls dma_buf_unpin() on it: the exporter can never move or free the buffer (pinned VRAM leaks until reboot).`,
+        at: pin.node,
         functionName: fn.info.name,
-        events: [callEvent(pin), { op: 'return_error', span: n.ast ? { start: n.ast.start, end: n.ast.end } : undefined }],
+        events: [callEvent(pin), { op: 'never_unpinned' }],
       });
+      continue;
     }
+    const leaks: CfgNode[] = [];
+    for (const n of fn.cfg.nodes) {
+      if (n.kind !== 'return' || !isErrorReturn(n, ff)) continue;
+      const st = sol.after[n.id];
+      const bits = st?.pins.get(k);
+      if (!bits || !(bits & 6)) continue;
+      if (escapesBefore(fn, k, n.id, ff)) continue;
+      leaks.push(n);
+    }
+    if (!leaks.length) continue;
+    ctx.report({
+      message: `The attachment pinned here is still pinned when ${leaks.length === 1 ? 'this error path returns' : `${leaks.length} error paths return`}: nothing unpins it, so the exporter can never move or free the buffer. Call dma_buf_unpin() on the way out (before the unlock).`,
+      at: pin.node,
+      related: leaks.map((n) => rel(n.ast ?? pin.node, 'returns here with the attachment still pinned')),
+      functionName: fn.info.name,
+      events: [callEvent(pin), ...leaks.slice(0, 1).map((n) => ({ op: 'return_error', span: n.ast ? { start: n.ast.start, end: n.ast.end } : undefined }))],
+    });
   }
   void reported;
 }
@@ -747,10 +823,11 @@ function flagStaysSet(fn: FunctionFacts, from: number, flag: string, ff: FileFac
   return false;
 }
 
-function escapes(fn: FunctionFacts, key: string, ff: FileFacts): boolean {
-  for (const a of fn.assigns) if (keyOf(a.rhs, ff) === key && objectPath(a.lhs) !== key) return true;
-  for (const n of fn.cfg.nodes) if (n.kind === 'return' && n.ast?.children[0] && keyOf(n.ast.children[0], ff) === key) return true;
-  return false;
+/** Whether the attachment is handed on (stored elsewhere, returned) on a path that can reach `ret`. */
+function escapesBefore(fn: FunctionFacts, key: string, ret: number, ff: FileFacts): boolean {
+  for (const a of fn.assigns) if (keyOf(a.rhs, ff) === key && objectPath(a.lhs) !== key && reachesFrom(fn, a.cfgNode, ret)) return true;
+  const r = fn.cfg.nodes[ret];
+  return !!r.ast?.children[0] && keyOf(r.ast.children[0], ff) === key;
 }
 
 function isErrorReturn(n: CfgNode, ff: FileFacts): boolean {

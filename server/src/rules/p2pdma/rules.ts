@@ -3,7 +3,7 @@
  * P2P-SECOND-ALLOCATOR, P2P-CPU-MEMCPY.
  */
 import { type AstNode, field, unwrap } from '../../core/ast';
-import { type CallFact, type FileFacts, type FunctionFacts, objectPath, rootOf } from '../../core/facts';
+import { type CallFact, commaList, type FileFacts, type FunctionFacts, objectPath, rootOf } from '../../core/facts';
 import { type Rule, rel } from '../api';
 import { asCall, callEvent, keyOf } from '../util';
 
@@ -67,58 +67,82 @@ const SELF_USE = new Set([
 ]);
 const DEVICE_LIKE = /(^|[_.>])(dev|pdev|device|client|qp|queue|nic|ib|rdma|peer|ctrl|port|hba|sdev)\w*$/i;
 
+const FOREIGN_LOOKUP = new Set([
+  'pci_get_device', 'pci_get_domain_bus_and_slot', 'pci_get_slot', 'pci_get_class', 'pci_get_subsys',
+  'pci_get_base_class', 'bus_find_device', 'bus_find_device_by_name',
+]);
+
 export const p2pDistanceUnchecked: Rule = {
   id: 'P2P-DISTANCE-UNCHECKED',
   family: 'p2pdma',
   severity: 'error',
   summary: 'p2p memory handed to another device without checking that the path between them supports peer-to-peer',
   needs: [...ALLOC],
+  context: [...FOREIGN_LOOKUP, ...DISTANCE, ...FIND],
   check(ctx) {
     const { ff } = ctx;
-    // Providers checked anywhere in the file (by the last component of their name).
+    // Providers checked anywhere in the file (by the last component of their name), and
+    // providers that are some other device looked up on the bus.
     const checked = new Set<string>();
+    const foreign = new Map<string, CallFact>();
     for (const info of ff.analysedFunctions()) {
       const fn = ff.fn(info.name);
       if (!fn) continue;
       for (const c of fn.calls) if (DISTANCE.has(c.name) && c.args[0]) checked.add(lastName(keyOf(c.args[0], ff)));
+      const local = new Map<string, CallFact>();
       for (const a of fn.assigns) {
         const c = asCall(a.rhs, fn);
         if (c && FIND.has(c.name)) checked.add(lastName(objectPath(a.lhs)));
+        if (c && FOREIGN_LOOKUP.has(c.name)) local.set(objectPath(a.lhs), c);
       }
+      for (const a of fn.assigns) {
+        const src = local.get(keyOf(a.rhs, ff) ?? '');
+        if (src) local.set(objectPath(a.lhs), src);
+      }
+      for (const [k, c] of local) foreign.set(k.includes('.') ? '.' + lastName(k) : info.name + ':' + k, c);
     }
     for (const info of ff.analysedFunctions()) {
       const fn = ff.fn(info.name);
       if (!fn) continue;
       const vals = p2pValues(fn, ff);
-      if (!vals.size) continue;
-      const reported = new Set<CallFact>();
-      for (const c of fn.calls) {
-        if (SELF_USE.has(c.name) || ALLOC.has(c.name) || DISTANCE.has(c.name)) continue;
-        // `&x` arguments are outputs (dma_alloc_coherent(..., &q->dma_addr, ...)), not memory handed over.
-        const memArg = c.args.findIndex((a) => !isAddressOf(a) && vals.has(baseKey(a, ff) ?? ''));
-        if (memArg < 0) continue;
-        const alloc = vals.get(baseKey(c.args[memArg], ff)!)!;
-        if (reported.has(alloc)) continue;
+      const allocs = fn.calls.filter((c) => ALLOC.has(c.name) && c.args[0]);
+      for (const alloc of allocs) {
         const provider = keyOf(alloc.args[0], ff);
         if (!provider || checked.has(lastName(provider))) continue;
-        // The other device: the first device-like argument that is not the provider or the memory.
-        const isMap = DMA_MAP.has(c.name);
-        const other = c.args.find((a, i) => {
-          if (i === memArg) return false;
-          const k = keyOf(a, ff) ?? ff.t(a).replace(/\s+/g, '');
-          if (!k || vals.has(baseKey(a, ff) ?? '') || sameDevice(k, provider)) return false;
-          return isMap ? i === 0 : DEVICE_LIKE.test(k);
-        });
-        if (!other) continue;
-        reported.add(alloc);
+        const lookedUp = foreign.get(info.name + ':' + provider) ?? (provider.includes('.') ? foreign.get('.' + lastName(provider)) : undefined);
+        // The memory handed to some other device in this function.
+        let handOff: { call: CallFact; other: AstNode } | undefined;
+        for (const c of fn.calls) {
+          if (SELF_USE.has(c.name) || ALLOC.has(c.name) || DISTANCE.has(c.name)) continue;
+          const memArg = c.args.findIndex((a) => !isAddressOf(a) && vals.get(baseKey(a, ff) ?? '') === alloc);
+          if (memArg < 0) continue;
+          const isMap = DMA_MAP.has(c.name);
+          const other = c.args.find((a, i) => {
+            if (i === memArg) return false;
+            const k = keyOf(a, ff) ?? ff.t(a).replace(/\s+/g, '');
+            if (!k || vals.has(baseKey(a, ff) ?? '') || sameDevice(k, provider)) return false;
+            return isMap ? i === 0 : DEVICE_LIKE.test(k);
+          });
+          if (other) {
+            handOff = { call: c, other };
+            break;
+          }
+        }
+        if (!lookedUp && !handOff) continue;
+        const why = handOff
+          ? `is handed to ${ff.t(handOff.other)} (by ${handOff.call.name}())`
+          : `comes from ${ff.t(alloc.args[0])}, a device looked up with ${lookedUp!.name}()`;
         ctx.report({
-          message: `p2p memory from ${ff.t(alloc.args[0])} is handed to ${ff.t(other)} (by ${c.name}()) without pci_p2pdma_distance() or pci_p2pmem_find() proving that the path between the two devices can carry peer-to-peer traffic. Through a host bridge that is not on the kernel's allowlist, or past an ACS redirect, the transfer fails or lands elsewhere. Check pci_p2pdma_distance(provider, client, true) < 0 first.`,
-          at: c.node,
-          related: [rel(alloc.node, 'the p2p memory is allocated here')],
+          message: `p2p memory from ${ff.t(alloc.args[0])} ${why}, but nothing proves that the PCIe path between the provider and the device that will access it can carry peer-to-peer traffic: no pci_p2pdma_distance() check and no pci_p2pmem_find() choice. Through a host bridge that is not on the kernel's allowlist, or past an ACS redirect, the transfer fails or lands elsewhere. Check pci_p2pdma_distance(provider, client, true) < 0 first.`,
+          at: alloc.node,
+          related: [
+            ...(handOff ? [rel(handOff.call.node, `handed to ${ff.t(handOff.other)} here`)] : []),
+            ...(lookedUp ? [rel(lookedUp.node, 'the provider is looked up here')] : []),
+          ],
           functionName: fn.info.name,
           events: [
             callEvent(alloc, alloc.name, { provider: ff.t(alloc.args[0]) }),
-            callEvent(c, isMap ? 'dma_map_p2p' : 'hand_to_client', { client: ff.t(other), checked: false }),
+            ...(handOff ? [callEvent(handOff.call, DMA_MAP.has(handOff.call.name) ? 'dma_map_p2p' : 'hand_to_client', { client: ff.t(handOff.other), checked: false })] : []),
             { op: 'client_dma_to_provider' },
           ],
         });
@@ -212,6 +236,12 @@ function boolishUse(n: AstNode, ff: FileFacts): string | undefined {
   if (p.type === 'binary_expression' && (p.op === '&&' || p.op === '||')) return 'using it in a logical expression treats -1 (unsupported) as true';
   if ((p.type === 'if_statement' || p.type === 'while_statement' || p.type === 'conditional_expression') && cur.field === 'condition')
     return 'testing it as a condition treats -1 (unsupported) as true and 0 (the best) as false';
+  if (p.type === 'return_statement') {
+    let f: AstNode | undefined = p;
+    while (f && f.type !== 'function_definition') f = f.parent;
+    const type = f ? field(f, 'type') : undefined;
+    if (type && /^(bool|_Bool)$/.test(ff.t(type).trim())) return 'returning it from a bool function turns -1 (unsupported) into true and 0 (the best) into false';
+  }
   if (p.type === 'binary_expression') {
     const other = cur.field === 'left' ? field(p, 'right') : field(p, 'left');
     if (!other) return undefined;
@@ -326,6 +356,8 @@ function onDemand(fn: FunctionFacts, ff: FileFacts): { name: string; at?: AstNod
 
 // ---------------------------------------------------------------------------
 
+const IO_ACCESSORS = /^(memcpy_toio|memcpy_fromio|memset_io|(io)?write[bwlq]|(io)?read[bwlq]|__raw_write[bwlq]|iowrite\d+|ioread\d+)$/;
+
 const CPU_SINKS: Record<string, number[]> = {
   memcpy: [0, 1],
   memmove: [0, 1],
@@ -351,59 +383,86 @@ export const p2pCpuMemcpy: Rule = {
     const { ff } = ctx;
     // Struct fields the file fills with p2pmem: a memcpy into `q->sq_cmds` elsewhere is suspect too.
     const fields = new Map<string, CallFact>();
-    const perFn = new Map<string, Map<string, CallFact>>();
     for (const info of ff.analysedFunctions()) {
       const fn = ff.fn(info.name);
       if (!fn) continue;
-      const vals = p2pValues(fn, ff);
-      for (const [k, c] of vals) {
-        if (c.name === 'pci_p2pmem_virt_to_bus') vals.delete(k);
-        else if (k.includes('.')) fields.set(k.split('.').pop()!, c);
-      }
-      perFn.set(info.name, vals);
+      for (const [k, c] of p2pValues(fn, ff)) if (c.name !== 'pci_p2pmem_virt_to_bus' && k.includes('.')) fields.set(k.split('.').pop()!, c);
     }
-    if (!fields.size && ![...perFn.values()].some((m) => m.size)) return;
+    const fieldRe = fields.size ? new RegExp(`\\b(?:${[...fields.keys()].join('|')})\\b`) : undefined;
     const newer = ctx.atLeast(6, 19);
     for (const info of ff.functions.values()) {
+      if (!ff.isInteresting(info) && !(fieldRe && fieldRe.test(ff.t(info)))) continue;
       const fn = ff.fn(info.name);
       if (!fn) continue;
-      const vals = perFn.get(info.name) ?? new Map<string, CallFact>();
-      const lookup = (a: AstNode | undefined): { src: CallFact; via: string } | undefined => {
-        const k = baseKey(a, ff);
+      const vals = new Map<string, CallFact>();
+      for (const [k, c] of p2pValues(fn, ff)) if (c.name !== 'pci_p2pmem_virt_to_bus') vals.set(k, c);
+      // p2p memory at key k itself, or inside it (k = p.field with p pointing into p2p memory).
+      const at = (k: string | undefined): CallFact | undefined => {
         if (!k) return undefined;
-        const local = vals.get(k);
-        if (local) return { src: local, via: k };
-        const f = k.includes('.') ? fields.get(k.split('.').pop()!) : undefined;
-        return f ? { src: f, via: k } : undefined;
+        if (vals.has(k)) return vals.get(k);
+        const parts = k.split('.');
+        for (let i = parts.length - 1; i >= 1; i--) {
+          const prefix = parts.slice(0, i).join('.');
+          if (vals.has(prefix)) return vals.get(prefix);
+        }
+        return k.includes('.') ? fields.get(parts[parts.length - 1]) : undefined;
       };
-      const report = (at: AstNode, what: string, hit: { src: CallFact; via: string }) =>
+      const valueOf = (a: AstNode | undefined): CallFact | undefined => {
+        if (!a) return undefined;
+        const c = asCall(a, fn);
+        if (c && (c.name === 'sg_virt' || c.name === 'page_address')) return at(baseKey(c.args[0], ff));
+        return at(baseKey(a, ff));
+      };
+      // Local pointers derived from p2p memory, and iterator cursors over p2p scatterlists.
+      for (let round = 0; round < 3; round++) {
+        for (const a of fn.assigns) {
+          const l = objectPath(a.lhs);
+          if (vals.has(l) || fields.has(l.split('.').pop()!)) continue;
+          const src = valueOf(a.rhs);
+          if (src) vals.set(l, src);
+        }
+        for (const n of fn.cfg.nodes) {
+          if (n.kind !== 'cond' || !n.iter || !/for_each_sg/.test(n.iter)) continue;
+          const args = commaList(n.ast);
+          const src = at(baseKey(args[0], ff));
+          const cursor = keyOf(args[1], ff);
+          if (src && cursor) vals.set(cursor, src);
+        }
+      }
+      const report = (node: AstNode, what: string, src: CallFact, via: string) =>
         ctx.report({
           severity: newer ? undefined : 'info',
-          message: `${what} on ${hit.via.replace(/\./g, '->')}, which holds p2p memory from ${hit.src.name}(): its kernel address maps a PCI BAR (MMIO), not RAM. Use memcpy_toio()/memset_io() through a (void __iomem *) cast${newer ? '' : '; kernels before the p2pdma documentation rewrite tolerate this on x86, newer ones forbid it'}.`,
-          at,
-          related: [rel(hit.src.node, 'the p2p memory is allocated here')],
+          message: `${what} on ${via}, which is p2p memory from ${src.name}(): its kernel address maps a PCI BAR (MMIO), not RAM. Use memcpy_toio()/memset_io() or writel() through a (void __iomem *) cast${newer ? '' : '; kernels before the p2pdma documentation rewrite tolerate this on x86, newer ones forbid it'}.`,
+          at: node,
+          related: [rel(src.node, 'the p2p memory is allocated here')],
           functionName: fn.info.name,
-          events: [callEvent(hit.src, 'pci_alloc_p2pmem'), callEvent(at, 'cpu_memop', { op: what.replace(/\(\).*/, '') })],
+          events: [callEvent(src, 'pci_alloc_p2pmem'), callEvent(node, 'cpu_memop', { op: what.replace(/\(\).*/, '') })],
         });
+      // Keys this function already accesses with MMIO accessors: a plain op on them sits on the
+      // other branch of an "is it device memory?" test (`if (q->in_cmb) memcpy_toio(...) else memcpy(...)`).
+      const ioKeys = new Set<string>();
+      for (const c of fn.calls) if (IO_ACCESSORS.test(c.name)) for (const a of c.args) { const k = baseKey(a, ff); if (k) ioKeys.add(k); }
       for (const c of fn.calls) {
         const idxs = CPU_SINKS[c.name];
         if (!idxs) continue;
         for (const i of idxs) {
-          const hit = lookup(c.args[i]);
-          if (hit) {
-            report(c.node, `${c.name}()`, hit);
+          const src = valueOf(c.args[i]);
+          if (src && ioKeys.has(baseKey(c.args[i], ff) ?? '')) break;
+          if (src) {
+            report(c.node, `${c.name}()`, src, ff.t(c.args[i]).replace(/\s+/g, ' '));
             break;
           }
         }
       }
       for (const a of fn.assigns) {
         const l = unwrap(a.lhsNode);
-        let target: AstNode | undefined;
-        if (l.type === 'pointer_expression' && l.op === '*') target = l.children[0];
-        else if (l.type === 'subscript_expression') target = field(l, 'argument');
+        let target: string | undefined;
+        if (l.type === 'pointer_expression' && l.op === '*') target = keyOf(l.children[0], ff);
+        else if (l.type === 'subscript_expression') target = keyOf(field(l, 'argument'), ff);
+        else if (l.type === 'field_expression' && l.op === '->') target = keyOf(field(l, 'argument'), ff);
         if (!target) continue;
-        const hit = lookup(target);
-        if (hit) report(a.lhsNode.parent ?? a.lhsNode, 'a plain store', hit);
+        const src = vals.get(target) ?? (l.type !== 'field_expression' ? at(target) : undefined);
+        if (src) report(a.lhsNode.parent ?? a.lhsNode, 'a plain CPU store', src, ff.t(a.lhsNode).replace(/\s+/g, ' '));
       }
     }
   },

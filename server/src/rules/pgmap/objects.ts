@@ -77,6 +77,7 @@ export function pgmapObjects(ff: FileFacts): PgmapObject[] {
       if (k) get(resolve(k, al)).submits.push(c);
     }
     for (const init of fn.initializers) {
+      if (!init.name) continue; // compound literals are merged through the assignment that stores them
       if (init.structType !== 'dev_pagemap' && !init.fields.some((f) => f.path === 'type' && /MEMORY_DEVICE_/.test(ff.t(f.value)))) continue;
       const o = get(init.name);
       o.initializer = init;
@@ -86,13 +87,20 @@ export function pgmapObjects(ff: FileFacts): PgmapObject[] {
       const p = resolve(objectPath(a.lhs), al);
       for (const o of objs.values()) {
         if (p.startsWith(o.path + '.')) o.writes.push({ path: p.slice(o.path.length + 1), value: a.rhs, at: a.lhsNode.parent ?? a.lhsNode });
-        else if (p === o.path && unwrap(a.rhs).type !== 'call_expression' && unwrap(a.rhs).type !== 'pointer_expression') {
+        else if (p === o.path && unwrap(a.rhs).type === 'compound_literal_expression') {
+          // `x->pgmap = (struct dev_pagemap) { .type = ..., ... };`
+          const lit = fn.initializers.find((i) => i.node === unwrap(a.rhs));
+          for (const f of lit?.fields ?? []) o.writes.push({ path: f.path, value: f.value, at: f.value });
+          if (!lit?.fields.length) o.writes.push({ path: '*', value: a.rhs, at: a.lhsNode });
+        } else if (p === o.path && unwrap(a.rhs).type !== 'call_expression' && unwrap(a.rhs).type !== 'pointer_expression') {
           // Whole-struct assignment from another object: we cannot see its fields.
           o.writes.push({ path: '*', value: a.rhs, at: a.lhsNode });
         }
       }
     }
     for (const o of objs.values()) {
+      // A file-level object of the same name contributes its designated initializer.
+      if (!o.initializer && !fn.locals.has(o.path)) o.initializer = ff.initializers.find((i) => i.name === o.path);
       if (o.initializer) for (const f of o.initializer.fields) o.writes.push({ path: f.path, value: f.value, at: f.value });
       const t = o.writes.find((w) => w.path === 'type');
       if (t) {
