@@ -74,8 +74,12 @@ export class TestClient {
   private waiters: Waiter<PublishDiagnosticsParams>[] = [];
   readonly exited: Promise<number | null>;
 
-  constructor(readonly build: 'dist' | 'out' = serverBuild()) {
-    this.proc = spawn(process.execPath, [SHIM, '--stdio'], {
+  /** `script`: a server entry to run instead of the shim (it gets --stdio). */
+  constructor(
+    readonly build: 'dist' | 'out' = serverBuild(),
+    script: string = SHIM,
+  ) {
+    this.proc = spawn(process.execPath, [script, '--stdio'], {
       cwd: REPO,
       env: { ...process.env, DMALENS_SERVER_BUILD: build },
       stdio: ['pipe', 'pipe', 'pipe'],

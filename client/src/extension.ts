@@ -1,0 +1,183 @@
+/**
+ * The DMA Lens VS Code extension: a thin client that starts the language
+ * server (server/dist/server.js, over IPC) for C files and shows its state.
+ * Everything about analysis lives in the server.
+ */
+import * as vscode from 'vscode';
+import {
+  LanguageClient,
+  State,
+  TransportKind,
+  type LanguageClientOptions,
+  type ServerOptions,
+} from 'vscode-languageclient/node';
+
+const CLIENT_ID = 'dmalens'; // also the settings section: `dmalens.trace.server` is honoured by the client
+const CLIENT_NAME = 'DMA Lens';
+
+let client: LanguageClient | undefined;
+let output: vscode.LogOutputChannel | undefined;
+let status: vscode.LanguageStatusItem | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  output = vscode.window.createOutputChannel(CLIENT_NAME, { log: true });
+  context.subscriptions.push(output);
+
+  status = vscode.languages.createLanguageStatusItem('dmalens.status', { language: 'c' });
+  status.name = CLIENT_NAME;
+  status.text = 'DMA Lens';
+  context.subscriptions.push(status);
+  setStatus('starting');
+
+  context.subscriptions.push(
+    vscode.commands.registerCommand('dmalens.showOutput', () => output?.show(true)),
+    vscode.commands.registerCommand('dmalens.restartServer', () => restart(context)),
+  );
+
+  // Not awaited: activation stays cheap; the status item shows progress.
+  void start(context);
+}
+
+export async function deactivate(): Promise<void> {
+  const c = client;
+  client = undefined;
+  if (c) await c.stop().catch(() => undefined);
+}
+
+function createClient(context: vscode.ExtensionContext): LanguageClient {
+  const module = context.asAbsolutePath('server/dist/server.js');
+  const serverOptions: ServerOptions = {
+    run: { module, transport: TransportKind.ipc },
+    debug: { module, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6009'] } },
+  };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: [
+      { scheme: 'file', language: 'c' },
+      { scheme: 'untitled', language: 'c' },
+    ],
+    synchronize: { configurationSection: 'dmalens' },
+    outputChannel: output,
+    traceOutputChannel: traceChannel(context, output!),
+    initializationOptions: {
+      docsBaseUri: vscode.Uri.file(context.asAbsolutePath('docs/rules')).toString() + '/',
+    },
+    // Plain markdown: hovers quote text from the user's files.
+    markdown: { isTrusted: false, supportHtml: false },
+  };
+  const c = new LanguageClient(CLIENT_ID, CLIENT_NAME, serverOptions, clientOptions);
+  c.onDidChangeState((e) => {
+    if (e.newState === State.Running) setStatus('running');
+    else if (e.newState === State.Starting) setStatus('starting');
+    else setStatus('stopped');
+  });
+  return c;
+}
+
+async function start(context: vscode.ExtensionContext): Promise<void> {
+  client = createClient(context);
+  try {
+    await client.start();
+  } catch (e) {
+    setStatus('failed', e);
+    output?.error(`DMA Lens language server failed to start: ${message(e)}`);
+  }
+}
+
+async function restart(context: vscode.ExtensionContext): Promise<void> {
+  setStatus('starting');
+  const old = client;
+  client = undefined;
+  if (old) {
+    try {
+      await old.stop();
+    } catch (e) {
+      output?.warn(`stopping the server: ${message(e)}`);
+    }
+  }
+  await start(context);
+}
+
+/**
+ * vscode-languageclient 10 traces only while its trace channel's log level is
+ * Trace, and only then reads `<id>.trace.server`. To make `dmalens.trace.server`
+ * alone switch tracing on and off, the trace channel is this view of the
+ * output channel whose log level follows the setting (falling back to the
+ * channel's own level, so "Developer: Set Log Level... > Trace" still works).
+ * Trace lines go to the DMA Lens output channel.
+ */
+function traceChannel(context: vscode.ExtensionContext, out: vscode.LogOutputChannel): vscode.LogOutputChannel {
+  const changed = new vscode.EventEmitter<vscode.LogLevel>();
+  const level = (): vscode.LogLevel => {
+    const setting = vscode.workspace.getConfiguration('dmalens').get<string>('trace.server', 'off');
+    return setting === 'messages' || setting === 'verbose' ? vscode.LogLevel.Trace : out.logLevel;
+  };
+  let last = level();
+  const fire = () => {
+    const now = level();
+    if (now !== last) {
+      last = now;
+      changed.fire(now);
+    }
+  };
+  context.subscriptions.push(
+    changed,
+    out.onDidChangeLogLevel(fire),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration('dmalens.trace.server')) fire();
+    }),
+  );
+  return {
+    get name() {
+      return out.name;
+    },
+    get logLevel() {
+      return level();
+    },
+    onDidChangeLogLevel: changed.event,
+    trace: (message: string, ...args: unknown[]) => out.info(message, ...args),
+    debug: (message: string, ...args: unknown[]) => out.debug(message, ...args),
+    info: (message: string, ...args: unknown[]) => out.info(message, ...args),
+    warn: (message: string, ...args: unknown[]) => out.warn(message, ...args),
+    error: (error: string | Error, ...args: unknown[]) => out.error(error, ...args),
+    append: (value: string) => out.append(value),
+    appendLine: (value: string) => out.appendLine(value),
+    replace: (value: string) => out.replace(value),
+    clear: () => out.clear(),
+    show: (preserveFocus?: boolean) => out.show(preserveFocus),
+    hide: () => out.hide(),
+    dispose: () => undefined, // the output channel is disposed with the extension
+  } as vscode.LogOutputChannel;
+}
+
+type StatusState = 'starting' | 'running' | 'stopped' | 'failed';
+
+function setStatus(state: StatusState, error?: unknown): void {
+  if (!status) return;
+  status.busy = state === 'starting';
+  status.command =
+    state === 'stopped' || state === 'failed'
+      ? { title: 'Restart', command: 'dmalens.restartServer' }
+      : { title: 'Show Output', command: 'dmalens.showOutput' };
+  switch (state) {
+    case 'starting':
+      status.detail = 'starting';
+      status.severity = vscode.LanguageStatusSeverity.Information;
+      break;
+    case 'running':
+      status.detail = 'analysing C files';
+      status.severity = vscode.LanguageStatusSeverity.Information;
+      break;
+    case 'stopped':
+      status.detail = 'server stopped';
+      status.severity = vscode.LanguageStatusSeverity.Warning;
+      break;
+    case 'failed':
+      status.detail = `server failed: ${message(error)}`;
+      status.severity = vscode.LanguageStatusSeverity.Error;
+      break;
+  }
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,376 @@
+/**
+ * The DMA Lens language server: wires the protocol to the document store, the
+ * per-language analysers and the translators (diagnostics, hover).
+ *
+ * Architecture invariants kept here:
+ * - this layer translates; which findings exist and how severe they are is
+ *   decided by the core and the rules (settings go in as AnalyzeOptions);
+ * - offsets <-> positions only through LineIndex (core/positions.ts);
+ * - no handler throws: failures are logged to the client's console, and a
+ *   failed analysis publishes no diagnostics.
+ */
+import {
+  MessageType,
+  ShowMessageNotification,
+  TextDocumentSyncKind,
+  type Connection,
+  type Diagnostic,
+  type InitializeParams,
+  type InitializeResult,
+} from 'vscode-languageserver/node';
+import { Analyzer } from '../core/analyzer';
+import { LineIndex, utf8Length } from '../core/positions';
+import { decodeBytes } from '../core/text';
+import type { AnalysisNotice, RuleInfo } from '../core/types';
+import { loadWasm } from '../node/assets';
+import { AnalyserRegistry, CAnalyser } from './analysers';
+import { RuleDocs } from './docs';
+import { DocumentStore, type OpenDocument } from './documents';
+import { hoverAt } from './hover';
+import { KernelRoots } from './paths';
+import { analyzeOptions, DEFAULT_SETTINGS, parseSettings, type Settings } from './settings';
+import { findingToDiagnostic, isShownNotice, noticeToDiagnostic } from './translate';
+
+declare const __DMALENS_VERSION__: string | undefined;
+export const SERVER_VERSION: string = typeof __DMALENS_VERSION__ === 'string' ? __DMALENS_VERSION__ : 'dev';
+
+export interface ServerOptions {
+  /** Delay between the last edit and the analysis (ms). */
+  debounceMs?: number;
+  /** The analyzer to use (tests); default: created from the bundled wasm images. */
+  analyzer?: () => Promise<Analyzer>;
+  /** Analyses slower than this are logged (ms). */
+  slowMs?: number;
+}
+
+/** Custom request for tests and troubleshooting: what the server holds for a document. */
+export const DocumentInfoRequest = 'dmalens/documentInfo';
+export interface DocumentInfoParams {
+  uri: string;
+  includeText?: boolean;
+}
+export interface DocumentInfo {
+  uri: string;
+  languageId: string;
+  version: number;
+  analysed: boolean;
+  analysedVersion?: number;
+  findings?: number;
+  errorNodes?: number;
+  text?: string;
+}
+
+export class DmaLensServer {
+  private readonly analysers = new AnalyserRegistry();
+  private readonly store = new DocumentStore((id) => this.analysers.forLanguage(id));
+  private readonly roots = new KernelRoots();
+  private readonly analyzerReady: Promise<Analyzer | undefined>;
+  private ruleInfo = new Map<string, RuleInfo>();
+  private docs: RuleDocs = RuleDocs.create();
+  private hasConfiguration = false;
+  private globalSettings: Settings = { ...DEFAULT_SETTINGS };
+  private readonly settingsCache = new Map<string, Promise<Settings>>();
+  private readonly loggedProblems = new Set<string>();
+  private readonly debounceMs: number;
+  private readonly slowMs: number;
+  private shuttingDown = false;
+  /** Set once the client sent `initialized`; messages to the client wait for it. */
+  private initialized = false;
+  private readonly afterInit: (() => void)[] = [];
+
+  constructor(
+    private readonly connection: Connection,
+    options: ServerOptions = {},
+  ) {
+    this.debounceMs = options.debounceMs ?? 40;
+    this.slowMs = options.slowMs ?? 1000;
+    const create = options.analyzer ?? (async () => Analyzer.create(loadWasm()));
+    this.analyzerReady = (async () => {
+      try {
+        const analyzer = await create();
+        this.analysers.register(new CAnalyser(analyzer));
+        this.ruleInfo = new Map(analyzer.rules().map((r) => [r.id, r]));
+        return analyzer;
+      } catch (e) {
+        // Told once the client is ready to hear it (the protocol forbids talking first).
+        this.whenInitialized(() => {
+          this.error(`cannot start the analyser: ${describe(e)}`);
+          // A notification: showErrorMessage() is a request, and needs no answer here.
+          this.connection
+            .sendNotification(ShowMessageNotification.type, {
+              type: MessageType.Error,
+              message: `DMA Lens cannot analyse files: ${describe(e)}`,
+            })
+            .catch(() => undefined);
+        });
+        return undefined;
+      }
+    })();
+  }
+
+  listen(): void {
+    const c = this.connection;
+    c.onInitialize((params) => this.initialize(params));
+    c.onInitialized(() => {
+      this.initialized = true;
+      this.log(`DMA Lens language server ${SERVER_VERSION} ready`);
+      for (const fn of this.afterInit.splice(0)) this.safely('initialized', undefined, fn);
+    });
+
+    c.onDidOpenTextDocument(
+      this.guard('didOpen', (p) => {
+        const { uri, languageId, version, text } = p.textDocument;
+        const d = this.store.open(uri, languageId, version, text);
+        this.schedule(d, 0);
+      }),
+    );
+    c.onDidChangeTextDocument(
+      this.guard('didChange', (p) => {
+        const d = this.store.change(p.textDocument.uri, p.textDocument.version, p.contentChanges);
+        if (d) this.schedule(d, this.debounceMs);
+      }),
+    );
+    c.onDidCloseTextDocument(
+      this.guard('didClose', (p) => {
+        const uri = p.textDocument.uri;
+        const d = this.store.close(uri);
+        this.settingsCache.delete(uri);
+        if (d) this.publish(uri, d.version, []);
+      }),
+    );
+    c.onDidChangeConfiguration(this.guard('didChangeConfiguration', (p) => this.configurationChanged(p.settings)));
+
+    c.onHover((p) =>
+      this.safely('hover', null, () => {
+        const d = this.store.get(p.textDocument.uri);
+        if (!d?.last || d.last.findings.length === 0) return null;
+        return hoverAt(d.last.findings, p.position, { rules: this.ruleInfo, docs: this.docs, index: d.last.index });
+      }),
+    );
+
+    c.onRequest(DocumentInfoRequest, (p: DocumentInfoParams) =>
+      this.safely('documentInfo', null, (): DocumentInfo | null => {
+        const d = p && typeof p.uri === 'string' ? this.store.get(p.uri) : undefined;
+        if (!d) return null;
+        const info: DocumentInfo = { uri: d.uri, languageId: d.languageId, version: d.version, analysed: !!d.analyser };
+        if (d.last) {
+          info.analysedVersion = d.last.version;
+          info.findings = d.last.findings.length;
+          info.errorNodes = d.last.errorNodes;
+        }
+        if (p.includeText) info.text = d.text;
+        return info;
+      }),
+    );
+
+    c.onShutdown(() => {
+      this.shuttingDown = true;
+      this.safely('shutdown', undefined, () => this.store.disposeAll());
+    });
+
+    c.listen();
+  }
+
+  private initialize(params: InitializeParams): InitializeResult {
+    return this.safely<InitializeResult>(
+      'initialize',
+      { capabilities: {} },
+      () => {
+        const ws = params.capabilities.workspace;
+        this.hasConfiguration = !!ws?.configuration;
+        const init = params.initializationOptions as { docsBaseUri?: unknown } | undefined | null;
+        this.docs = RuleDocs.create(init?.docsBaseUri);
+        return {
+          capabilities: {
+            textDocumentSync: { openClose: true, change: TextDocumentSyncKind.Incremental },
+            hoverProvider: true,
+          },
+          serverInfo: { name: 'dmalens-language-server', version: SERVER_VERSION },
+        };
+      },
+    );
+  }
+
+  // ---- settings -----------------------------------------------------------
+
+  private configurationChanged(settings: unknown): void {
+    this.settingsCache.clear();
+    this.roots.clear();
+    if (!this.hasConfiguration) {
+      const section = settings && typeof settings === 'object' ? (settings as Record<string, unknown>).dmalens : undefined;
+      this.globalSettings = this.checked(parseSettings(section));
+    }
+    for (const d of this.store.all()) this.schedule(d, 0);
+  }
+
+  private settingsFor(uri: string): Promise<Settings> {
+    if (!this.hasConfiguration) return Promise.resolve(this.globalSettings);
+    let p = this.settingsCache.get(uri);
+    if (!p) {
+      p = this.connection.workspace.getConfiguration({ scopeUri: uri, section: 'dmalens' }).then(
+        (raw) => this.checked(parseSettings(raw)),
+        (e) => {
+          this.warn(`cannot read the dmalens settings for ${uri}: ${describe(e)}; using defaults`);
+          this.settingsCache.delete(uri);
+          return { ...DEFAULT_SETTINGS };
+        },
+      );
+      this.settingsCache.set(uri, p);
+    }
+    return p;
+  }
+
+  private checked(r: { settings: Settings; problems: string[] }): Settings {
+    for (const p of r.problems) {
+      if (this.loggedProblems.has(p)) continue;
+      this.loggedProblems.add(p);
+      this.warn(p);
+    }
+    return r.settings;
+  }
+
+  // ---- analysis -----------------------------------------------------------
+
+  private schedule(d: OpenDocument, delayMs: number): void {
+    if (this.shuttingDown) return;
+    const gen = ++d.generation;
+    if (d.timer) clearTimeout(d.timer);
+    d.timer = setTimeout(() => {
+      d.timer = undefined;
+      this.validate(d, gen).catch((e) => this.error(`analysis of ${d.uri} failed: ${describe(e)}`));
+    }, delayMs);
+  }
+
+  private current(d: OpenDocument, gen: number): boolean {
+    return !this.shuttingDown && gen === d.generation && this.store.get(d.uri) === d;
+  }
+
+  private async validate(d: OpenDocument, gen: number): Promise<void> {
+    const analyzer = await this.analyzerReady;
+    if (!this.current(d, gen)) return;
+    // The registry fills in once the analyzer has loaded.
+    d.analyser ??= this.analysers.forLanguage(d.languageId);
+    const analyser = d.analyser;
+    if (!analyzer || !analyser) return;
+    const settings = await this.settingsFor(d.uri);
+    if (!this.current(d, gen)) return;
+
+    const version = d.version;
+    const text = d.text;
+    if (!settings.enable) {
+      d.dropState();
+      d.last = undefined;
+      this.publish(d.uri, version, []);
+      return;
+    }
+    const skip = notAnalysedReason(text, settings);
+    if (skip) {
+      d.dropState();
+      d.last = undefined;
+      this.publish(d.uri, version, [noticeToDiagnostic(skip, text, version)]);
+      return;
+    }
+
+    const started = Date.now();
+    let out;
+    const previous = d.state;
+    d.state = undefined; // consumed by analyze(), whatever happens
+    try {
+      out = analyser.analyze(text, previous, analyzeOptions(settings, this.roots.relativePath(d.uri)));
+    } catch (e) {
+      d.last = undefined;
+      this.error(`analysis of ${d.uri} (version ${version}) failed: ${describe(e)}`);
+      this.publish(d.uri, version, []);
+      return;
+    }
+    if (!this.current(d, gen) || d.analyser !== analyser) {
+      // Superseded while running (cannot happen for the synchronous C analyser, can for others).
+      analyser.dispose(out.state);
+      return;
+    }
+    d.state = out.state;
+    const elapsed = Date.now() - started;
+    if (elapsed > this.slowMs) this.log(`analysed ${d.uri} in ${elapsed} ms`);
+
+    const { result } = out;
+    const index = new LineIndex(text);
+    const ctx = { uri: d.uri, version, index, docs: this.docs };
+    const diagnostics: Diagnostic[] = result.findings.map((f, i) => findingToDiagnostic(f, i, ctx));
+    for (const n of result.notices) {
+      if (isShownNotice(n)) diagnostics.push(noticeToDiagnostic(n, text, version, index));
+      else this.warn(`${d.uri}: ${n.rule ? n.rule + ': ' : ''}${n.message}`);
+    }
+    d.last = { version, index, findings: result.findings, errorNodes: result.errorNodes };
+    this.publish(d.uri, version, diagnostics);
+  }
+
+  private publish(uri: string, version: number, diagnostics: Diagnostic[]): void {
+    this.connection
+      .sendDiagnostics({ uri, version, diagnostics })
+      .catch((e) => this.error(`cannot publish diagnostics for ${uri}: ${describe(e)}`));
+  }
+
+  // ---- plumbing -----------------------------------------------------------
+
+  private whenInitialized(fn: () => void): void {
+    if (this.initialized) fn();
+    else this.afterInit.push(fn);
+  }
+
+  private guard<P>(name: string, fn: (p: P) => void): (p: P) => void {
+    return (p: P) => {
+      try {
+        fn(p);
+      } catch (e) {
+        this.error(`${name} failed: ${describe(e)}`);
+      }
+    };
+  }
+
+  private safely<T>(name: string, fallback: T, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      this.error(`${name} failed: ${describe(e)}`);
+      return fallback;
+    }
+  }
+
+  log(m: string): void {
+    this.connection.console.log(m);
+  }
+  warn(m: string): void {
+    this.connection.console.warn(m);
+  }
+  error(m: string): void {
+    this.connection.console.error(m);
+  }
+}
+
+/** Why a document is not analysed (binary, too large), as a notice; undefined when it is analysed. */
+export function notAnalysedReason(
+  text: string,
+  settings: Pick<Settings, 'maxFileSize'>,
+): { kind: AnalysisNotice['kind']; message: string } | undefined {
+  // The client decoded the file already; UTF-8 re-encoding a prefix keeps every
+  // control character as its own byte, which is what the core's check looks at.
+  const sample = decodeBytes(Buffer.from(text.slice(0, 8192), 'utf8'));
+  if ('binary' in sample) {
+    return { kind: 'not-text', message: `DMA Lens did not analyse this file: it ${sample.reason}.` };
+  }
+  const max = settings.maxFileSize;
+  // UTF-8 never takes fewer bytes than UTF-16 code units, so only count when it could matter.
+  if (text.length > max || (text.length * 3 > max && utf8Length(text) > max)) {
+    const size = utf8Length(text);
+    return {
+      kind: 'too-large',
+      message: `DMA Lens did not analyse this file: it is ${size} bytes, more than dmalens.maxFileSize (${max}).`,
+    };
+  }
+  return undefined;
+}
+
+export function describe(e: unknown): string {
+  if (e instanceof Error) return e.message || e.name;
+  return String(e);
+}

@@ -1,0 +1,258 @@
+/**
+ * The language server's translators, without the protocol: settings, markdown
+ * escaping, diagnostics and hovers from synthetic findings (so they are tested
+ * before any rule exists), the not-analysed notices, the doc links, the
+ * document store and the C analyser's incremental state.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, test } from 'node:test';
+import { DiagnosticSeverity, MarkupKind, type MarkupContent } from 'vscode-languageserver/node';
+import { Analyzer, type ParsedFile } from '../src/core/analyzer';
+import { LineIndex } from '../src/core/positions';
+import type { Finding, RuleInfo } from '../src/core/types';
+import { CAnalyser } from '../src/lsp/analysers';
+import { RuleDocs } from '../src/lsp/docs';
+import { DocumentStore } from '../src/lsp/documents';
+import { findingsAt, hoverAt } from '../src/lsp/hover';
+import { escapeMarkdown, markdownLinkTarget } from '../src/lsp/markdown';
+import { analyzeOptions, DEFAULT_SETTINGS, parseSettings } from '../src/lsp/settings';
+import { notAnalysedReason } from '../src/lsp/server';
+import { findingToDiagnostic, noticeToDiagnostic, toSeverity, type DiagnosticData } from '../src/lsp/translate';
+import { loadWasm } from '../src/node/assets';
+
+const REPO = path.resolve(__dirname, '..', '..', '..');
+
+function finding(text: string, needle: string, extra: Partial<Finding> = {}): Finding {
+  const start = text.indexOf(needle);
+  assert.ok(start >= 0, needle);
+  return {
+    rule: 'TEST-RULE',
+    severity: 'warning',
+    message: 'mapped without the lock',
+    span: { start, end: start + needle.length },
+    related: [],
+    events: [],
+    ...extra,
+  };
+}
+
+describe('settings', () => {
+  test('defaults match the manifest (package.json contributes.configuration)', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
+    const props = pkg.contributes.configuration.properties as Record<string, { default: unknown }>;
+    assert.equal(props['dmalens.enable'].default, DEFAULT_SETTINGS.enable);
+    assert.equal(props['dmalens.kernelVersion'].default, '');
+    assert.deepEqual(props['dmalens.rules.disabled'].default, DEFAULT_SETTINGS.disabledRules);
+    assert.deepEqual(props['dmalens.rules.severity'].default, DEFAULT_SETTINGS.severity);
+    assert.equal(props['dmalens.maxFileSize'].default, DEFAULT_SETTINGS.maxFileSize);
+    // Every dmalens.* setting is either read by the server or the client's trace setting.
+    const known = ['enable', 'kernelVersion', 'rules.disabled', 'rules.severity', 'maxFileSize', 'trace.server'];
+    for (const k of Object.keys(props)) assert.ok(known.includes(k.replace(/^dmalens\./, '')), `unknown setting ${k}`);
+  });
+
+  test('parses the nested section VS Code sends', () => {
+    const { settings, problems } = parseSettings({
+      enable: false,
+      kernelVersion: '6.12',
+      rules: { disabled: ['A', ' B '], severity: { A: 'error', B: 'info' } },
+      maxFileSize: 10,
+      trace: { server: 'off' },
+    });
+    assert.deepEqual(problems, []);
+    assert.deepEqual(settings, {
+      enable: false,
+      kernelVersion: { major: 6, minor: 12 },
+      disabledRules: ['A', 'B'],
+      severity: { A: 'error', B: 'info' },
+      maxFileSize: 10,
+    });
+    assert.deepEqual(analyzeOptions(settings, 'drivers/x.c'), {
+      kernelVersion: { major: 6, minor: 12 },
+      disabledRules: ['A', 'B'],
+      severity: { A: 'error', B: 'info' },
+      path: 'drivers/x.c',
+    });
+  });
+
+  test('accepts dotted keys, and falls back to defaults on bad values', () => {
+    assert.deepEqual(parseSettings({ 'rules.disabled': ['X'] }).settings.disabledRules, ['X']);
+    const { settings, problems } = parseSettings({
+      enable: 'yes',
+      kernelVersion: '6',
+      rules: { disabled: 'X', severity: { X: 'fatal' } },
+      maxFileSize: -1,
+    });
+    assert.deepEqual(settings, { ...DEFAULT_SETTINGS, disabledRules: [], severity: {} });
+    assert.equal(problems.length, 5);
+    assert.deepEqual(parseSettings(undefined).settings, { ...DEFAULT_SETTINGS, disabledRules: [], severity: {} });
+    assert.equal(parseSettings('nonsense').problems.length, 1);
+  });
+});
+
+describe('markdown escaping', () => {
+  test('text from the file cannot format, link or inject HTML', () => {
+    const evil = '*bold* _it_ `code` [x](javascript:alert(1)) <img src=x onerror=alert(1)> # h\n- item & http://a.b ~~s~~ |t|';
+    const e = escapeMarkdown(evil);
+    assert.ok(!/[<>]/.test(e), e);
+    assert.ok(!e.includes('\n'));
+    for (const ch of ['*', '_', '`', '[', ']', '(', ')', '#', '|', '~']) {
+      for (let i = e.indexOf(ch); i !== -1; i = e.indexOf(ch, i + 1)) assert.equal(e[i - 1], '\\', `unescaped ${ch} in ${e}`);
+    }
+    assert.ok(e.includes('&lt;img') && e.includes('&amp;'));
+    assert.equal(escapeMarkdown('plain words'), 'plain words');
+    assert.equal(escapeMarkdown('a\\b'), 'a\\\\b');
+  });
+
+  test('link targets: only file/http(s), no characters that end the link', () => {
+    assert.equal(markdownLinkTarget('javascript:alert(1)'), undefined);
+    assert.equal(markdownLinkTarget('command:workbench.action.quit'), undefined);
+    assert.equal(markdownLinkTarget('file:///a (b)/R.md'), 'file:///a%20%28b%29/R.md');
+  });
+});
+
+describe('diagnostics', () => {
+  const text = 'int x;\r\n/* é😀 */ void f(void) { dma_buf_map_attachment(a, d); }\n';
+  const index = new LineIndex(text);
+  const docs = RuleDocs.create('https://example.org/rules');
+
+  test('a finding becomes a diagnostic with code, link, source, related info and data', () => {
+    const f = finding(text, 'dma_buf_map_attachment(a, d)', {
+      related: [{ ...finding(text, 'void f').span, message: 'function starts here' }],
+      functionName: 'f',
+    });
+    const d = findingToDiagnostic(f, 3, { uri: 'file:///x.c', version: 7, index, docs });
+    // Line 1; the comment holds 'é' (1 unit) and '😀' (2 units): UTF-16 characters.
+    const col = '/* é😀 */ void f(void) { '.length;
+    assert.deepEqual(d.range, { start: { line: 1, character: col }, end: { line: 1, character: col + 28 } });
+    assert.equal(d.code, 'TEST-RULE');
+    assert.equal(d.source, 'DMA Lens');
+    assert.equal(d.severity, DiagnosticSeverity.Warning);
+    assert.equal(d.codeDescription?.href, 'https://example.org/rules/TEST-RULE.md');
+    assert.deepEqual(d.relatedInformation, [
+      {
+        location: { uri: 'file:///x.c', range: { start: { line: 1, character: 10 }, end: { line: 1, character: 16 } } },
+        message: 'function starts here',
+      },
+    ]);
+    const data = d.data as DiagnosticData;
+    assert.deepEqual(data, { kind: 'finding', rule: 'TEST-RULE', severity: 'warning', version: 7, span: f.span, index: 3, functionName: 'f' });
+  });
+
+  test('severity mapping', () => {
+    assert.equal(toSeverity('error'), DiagnosticSeverity.Error);
+    assert.equal(toSeverity('warning'), DiagnosticSeverity.Warning);
+    assert.equal(toSeverity('info'), DiagnosticSeverity.Information);
+  });
+
+  test('notices sit on the first line, or on their span', () => {
+    const d = noticeToDiagnostic({ kind: 'too-large', message: 'too big' }, 'first line\r\nsecond\n', 1);
+    assert.deepEqual(d.range, { start: { line: 0, character: 0 }, end: { line: 0, character: 10 } });
+    assert.equal(d.severity, DiagnosticSeverity.Information);
+    const e = noticeToDiagnostic({ kind: 'parse-timeout', message: 'slow', span: { start: 8, end: 10 } }, text, 1, index);
+    assert.equal(e.range.start.line, 1);
+  });
+
+  test('binary and oversize documents are not analysed', () => {
+    assert.equal(notAnalysedReason('int a;\n', { maxFileSize: 100 }), undefined);
+    assert.equal(notAnalysedReason('int a;\0', { maxFileSize: 100 })?.kind, 'not-text');
+    const big = notAnalysedReason('é'.repeat(60), { maxFileSize: 100 });
+    assert.equal(big?.kind, 'too-large');
+    assert.match(big!.message, /120 bytes/);
+    assert.equal(notAnalysedReason('é'.repeat(50), { maxFileSize: 100 }), undefined);
+    assert.equal(notAnalysedReason('x'.repeat(101), { maxFileSize: 100 })?.kind, 'too-large');
+  });
+});
+
+describe('hover', () => {
+  const text = 'void f(void)\n{\n\tdma_buf_map_attachment(a, d);\n}\n';
+  const index = new LineIndex(text);
+  const rules = new Map<string, RuleInfo>([
+    ['TEST-RULE', { id: 'TEST-RULE', severity: 'warning', summary: 'Maps need the <resv> lock', family: 'dmabuf', needs: [] }],
+  ]);
+
+  test('markdown with rule, severity, escaped message, summary and link', () => {
+    const f = finding(text, 'dma_buf_map_attachment(a, d)', {
+      message: 'map of `a` <b>without</b> [lock](http://x)',
+      functionName: 'f_<x>',
+      related: [{ start: 0, end: 4, message: 'entry *here*' }],
+    });
+    const h = hoverAt([f], { line: 2, character: 5 }, { rules, docs: RuleDocs.create('file:///ext/docs/rules/'), index });
+    assert.ok(h);
+    const c = h.contents as MarkupContent;
+    assert.equal(c.kind, MarkupKind.Markdown);
+    assert.ok(c.value.startsWith('**TEST\\-RULE** (warning)'), c.value);
+    assert.ok(c.value.includes('map of \\`a\\` &lt;b&gt;without&lt;/b&gt; \\[lock\\]\\(http\\://x\\)'), c.value);
+    assert.ok(c.value.includes('f\\_&lt;x&gt;'));
+    assert.ok(c.value.includes('- line 1: entry \\*here\\*'));
+    assert.ok(c.value.includes('Maps need the &lt;resv&gt; lock'));
+    assert.ok(c.value.includes('(file:///ext/docs/rules/TEST-RULE.md)'));
+    assert.deepEqual(h.range, { start: { line: 2, character: 1 }, end: { line: 2, character: 29 } });
+  });
+
+  test('no hover outside findings; overlapping findings are all shown', () => {
+    const outer = finding(text, 'dma_buf_map_attachment(a, d);');
+    const inner = finding(text, 'a, d', { rule: 'OTHER' });
+    const ctx = { rules, docs: RuleDocs.create('https://x/'), index };
+    assert.equal(hoverAt([outer, inner], { line: 0, character: 0 }, ctx), null);
+    const h = hoverAt([outer, inner], { line: 2, character: 25 }, ctx);
+    assert.ok(h);
+    assert.ok((h.contents as MarkupContent).value.includes('OTHER'));
+    assert.ok((h.contents as MarkupContent).value.includes('TEST\\-RULE'));
+    assert.equal(h.range!.start.character, text.split('\n')[2].indexOf('a, d'));
+    assert.equal(findingsAt([outer], outer.span.end).length, 1);
+  });
+});
+
+describe('rule doc links', () => {
+  test('the override wins and gets a trailing slash', () => {
+    assert.equal(RuleDocs.create('https://example.org/r').href('X-Y'), 'https://example.org/r/X-Y.md');
+    assert.equal(RuleDocs.create('https://example.org/r').href('../etc'), undefined);
+  });
+
+  test('found from the server location: <ext>/server/dist -> <ext>/docs/rules, only for pages that exist', () => {
+    const ext = fs.mkdtempSync(path.join(os.tmpdir(), 'dmalens-docs-'));
+    try {
+      fs.mkdirSync(path.join(ext, 'docs', 'rules'), { recursive: true });
+      fs.mkdirSync(path.join(ext, 'server', 'dist'), { recursive: true });
+      fs.writeFileSync(path.join(ext, 'docs', 'rules', 'A-B.md'), '# A-B\n');
+      const docs = RuleDocs.create(undefined, path.join(ext, 'server', 'dist'));
+      assert.equal(docs.href('A-B'), pathToFileURL(path.join(ext, 'docs', 'rules', 'A-B.md')).href);
+      assert.equal(docs.href('MISSING'), undefined);
+    } finally {
+      fs.rmSync(ext, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('document store and C analyser', () => {
+  test('incremental edits are applied to the stored text', () => {
+    const store = new DocumentStore(() => undefined);
+    store.open('file:///a.c', 'c', 1, 'int a;\nint b;\n');
+    const d = store.change('file:///a.c', 2, [
+      { range: { start: { line: 1, character: 4 }, end: { line: 1, character: 5 } }, text: 'bee' },
+      { range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } }, text: 'static ' },
+    ]);
+    assert.equal(d?.text, 'static int a;\nint bee;\n');
+    assert.equal(d?.version, 2);
+    assert.equal(store.change('file:///nope.c', 2, []), undefined);
+    store.close('file:///a.c');
+    assert.equal(store.get('file:///a.c'), undefined);
+  });
+
+  test('the C analyser reparses incrementally and frees consumed trees', async () => {
+    const c = new CAnalyser(await Analyzer.create(loadWasm()));
+    const first = c.analyze('int f(void) { return 1; }\n', undefined, {});
+    assert.equal(first.result.errorNodes, 0);
+    const second = c.analyze('int f(void) { return 2; }\n', first.state, {});
+    assert.ok((first.state as ParsedFile).deleted, 'the previous tree is consumed');
+    assert.equal(second.state.text, 'int f(void) { return 2; }\n');
+    assert.equal(second.state.tree.rootNode.text, 'int f(void) { return 2; }\n');
+    c.dispose(second.state);
+    assert.ok(second.state.deleted);
+    c.dispose(second.state); // twice is harmless
+  });
+});
