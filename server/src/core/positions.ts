@@ -5,8 +5,9 @@
  *   what web-tree-sitter reports as startIndex/endIndex when it parses a JS
  *   string, and what every Span in the core holds.
  * - LSP positions: zero-based line and UTF-16 character (the protocol default).
- * - Tree-sitter points: zero-based row and column in UTF-16 code units (same
- *   unit as LSP characters), used for tree.edit().
+ * - Tree-sitter points: zero-based row and column in UTF-16 code units, rows
+ *   counted at \n only (tree-sitter's own rule), used for tree.edit() through
+ *   diffEdit().
  * - Byte columns: one-based UTF-8 byte columns, what gcc prints and what the
  *   CLI's text and JSON formats use.
  */
@@ -23,8 +24,16 @@ export class LineIndex {
   private readonly starts: number[];
 
   constructor(private readonly text: string) {
+    // Line breaks are \n, \r\n and a lone \r, as in the LSP specification.
     const starts = [0];
-    for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 10) starts.push(i + 1);
+      else if (c === 13) {
+        if (text.charCodeAt(i + 1) === 10) i++;
+        starts.push(i + 1);
+      }
+    }
     this.starts = starts;
   }
 
@@ -50,10 +59,14 @@ export class LineIndex {
     return this.starts[Math.max(0, Math.min(line, this.starts.length - 1))];
   }
 
-  /** End of the line's text, before its line break (\n or \r\n). */
+  /** End of the line's text, before its line break (\n, \r\n or \r). */
   lineEnd(line: number): number {
-    const next = line + 1 < this.starts.length ? this.starts[line + 1] - 1 : this.text.length;
-    return next > this.lineStart(line) && this.text.charCodeAt(next - 1) === 13 ? next - 1 : next;
+    const l = Math.max(0, Math.min(line, this.starts.length - 1));
+    if (l + 1 >= this.starts.length) return this.text.length;
+    let end = this.starts[l + 1];
+    if (end > this.starts[l] && this.text.charCodeAt(end - 1) === 10) end--;
+    if (end > this.starts[l] && this.text.charCodeAt(end - 1) === 13) end--;
+    return end;
   }
 
   /** Offset -> LSP position (UTF-16 characters). */
@@ -63,13 +76,12 @@ export class LineIndex {
     return { line, character: o - this.starts[line] };
   }
 
-  /** LSP position -> offset, clamped to the line's end as the protocol asks. */
+  /** LSP position -> offset; a character past the line's end means the line's end, as the protocol asks. */
   offsetAt(pos: LinePosition): number {
     if (pos.line >= this.starts.length) return this.text.length;
     if (pos.line < 0) return 0;
     const start = this.starts[pos.line];
-    const end = pos.line + 1 < this.starts.length ? this.starts[pos.line + 1] : this.text.length;
-    return Math.max(start, Math.min(start + pos.character, end));
+    return Math.max(start, Math.min(start + Math.max(0, pos.character), this.lineEnd(pos.line)));
   }
 
   /** Offset -> one-based line and one-based UTF-8 byte column (gcc style). */
@@ -83,12 +95,6 @@ export class LineIndex {
   utf16LineColumn(offset: number): { line: number; column: number } {
     const p = this.position(offset);
     return { line: p.line + 1, column: p.character + 1 };
-  }
-
-  /** Tree-sitter point for an offset (row, column in UTF-16 code units). */
-  point(offset: number): { row: number; column: number } {
-    const p = this.position(offset);
-    return { row: p.line, column: p.character };
   }
 }
 

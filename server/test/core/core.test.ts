@@ -21,7 +21,11 @@ test('LineIndex converts offsets to LSP positions, byte columns and back', () =>
   assert.equal(li.byteLineColumn(x).column, 17);
   assert.deepEqual(li.utf16LineColumn(x), { line: 2, column: 12 });
   assert.equal(li.offsetAt({ line: 1, character: 11 }), x);
-  assert.equal(li.offsetAt({ line: 0, character: 99 }), 3, 'clamped to the line end, past \\r');
+  assert.equal(li.offsetAt({ line: 0, character: 99 }), 1, 'clamped to the end of the line text, before \\r\\n');
+  const cr = new LineIndex('ab\rcd\nef');
+  assert.equal(cr.lineCount, 3, 'a lone \\r breaks the line, as in LSP');
+  assert.deepEqual(cr.position(4), { line: 1, character: 1 });
+  assert.equal(new LineIndex('ab\ncd').offsetAt({ line: 0, character: 99 }), 2);
   assert.equal(li.lineEnd(0), 1, 'line end excludes \\r\\n');
   assert.equal(li.offsetAt({ line: 9, character: 0 }), text.length);
   assert.equal(li.lineCount, 3);

@@ -612,26 +612,34 @@ export const dmabufPinBalance: Rule = {
     // Guarded unpins elsewhere in the file: `if (x->pinned) dma_buf_unpin(...)`.
     const guardedUnpinFlags = new Map<string, { fn: string; at: AstNode }>();
     const unpinnedFields = new Set<string>();
+    // Attachment field -> the flag every unpin of it is guarded by ('' when some unpin is unguarded).
+    const unpinGuards = new Map<string, string>();
     for (const info of ff.analysedFunctions()) {
       const fn = ff.fn(info.name);
       if (!fn) continue;
       for (const c of fn.calls) {
         if (c.name !== 'dma_buf_unpin') continue;
         const k = keyOf(c.args[0], ff);
-        if (k) unpinnedFields.add(k.split('.').pop()!);
+        const attField = k ? k.split('.').pop()! : '';
+        if (k) unpinnedFields.add(attField);
+        let guard = '';
         for (const n of fn.cfg.nodes) {
           if (n.kind !== 'cond' || !reachesFrom(fn, n.succ[0], c.cfgNode) || reachesFrom(fn, n.succ[1], c.cfgNode)) continue;
           for (const tr of truths(n.ast, true, (x) => ff.t(x))) {
             const fk = keyOf(tr.node, ff);
-            if (tr.truthy && fk && PIN_FLAG_RE.test(fk.split('.').pop()!)) guardedUnpinFlags.set(fk.split('.').pop()!, { fn: info.name, at: c.node });
+            if (tr.truthy && fk && PIN_FLAG_RE.test(fk.split('.').pop()!)) {
+              guardedUnpinFlags.set(fk.split('.').pop()!, { fn: info.name, at: c.node });
+              guard = fk.split('.').pop()!;
+            }
           }
         }
+        if (attField) unpinGuards.set(attField, unpinGuards.has(attField) && unpinGuards.get(attField) !== guard ? '' : guard);
       }
     }
     for (const info of ff.analysedFunctions()) {
       const fn = ff.fn(info.name);
       if (!fn || !fn.calls.some((c) => c.name === 'dma_buf_pin')) continue;
-      checkPins(ctx, fn, guardedUnpinFlags, unpinnedFields);
+      checkPins(ctx, fn, guardedUnpinFlags, unpinnedFields, unpinGuards);
     }
   },
 };
@@ -641,6 +649,7 @@ function checkPins(
   fn: FunctionFacts,
   guarded: Map<string, { fn: string; at: AstNode }>,
   unpinnedFields: Set<string>,
+  unpinGuards: Map<string, string>,
 ): void {
   const { ff } = ctx;
   const pinCalls = new Map<string, CallFact>();
@@ -776,9 +785,25 @@ function checkPins(
   // Pins that are never undone.
   for (const [k, pin] of pinCalls) {
     const fieldName = k.includes('.') ? k.split('.').pop()! : undefined;
+    if (fieldName && unpinnedFields.has(fieldName)) {
+      // Stored in an object whose release unpins it only when a flag says so: an
+      // error path that leaves the flag clear leaks the pin.
+      const flag = unpinGuards.get(fieldName);
+      if (!flag) continue;
+      const flagKey = k.slice(0, k.length - fieldName.length) + flag;
+      const leaks = leaksWithoutFlag(fn, pin, k, flagKey, ff);
+      if (!leaks.length) continue;
+      ctx.report({
+        message: `The attachment pinned here is unpinned by the release path only when ${flagKey.replace(/\./g, '->')} is set, but ${leaks.length === 1 ? 'an error path returns' : `${leaks.length} error paths return`} with it pinned and the flag still clear: the pin is never undone. Unpin on the error path, or set the flag right after the pin succeeds.`,
+        at: pin.node,
+        related: leaks.map((n) => rel(n.ast ?? pin.node, `returns here pinned, with ${flagKey.replace(/\./g, '->')} clear`)),
+        functionName: fn.info.name,
+        events: [callEvent(pin), { op: 'return_error', span: leaks[0].ast ? { start: leaks[0].ast.start, end: leaks[0].ast.end } : undefined }],
+      });
+      continue;
+    }
     if (fieldName) {
       // Stored in an object: some function of the file must unpin it.
-      if (unpinnedFields.has(fieldName)) continue;
       ctx.report({
         message: `The attachment pinned here is kept in ${k.replace(/\./g, '->')}, but nothing in this file ever calls dma_buf_unpin() on it: the exporter can never move or free the buffer (pinned VRAM leaks until reboot).`,
         at: pin.node,
@@ -806,6 +831,45 @@ function checkPins(
     });
   }
   void reported;
+}
+
+/**
+ * Error returns reachable from a successful pin without passing a node that
+ * sets `flagKey` or unpins `key`. Follows paths, so "pinned and flag clear"
+ * is judged on one path at a time.
+ */
+function leaksWithoutFlag(fn: FunctionFacts, pin: CallFact, key: string, flagKey: string, ff: FileFacts): CfgNode[] {
+  const result = fn.assigns.find((a) => a.cfgNode === pin.cfgNode && asCall(a.rhs, fn) === pin);
+  const resultKey = result ? objectPath(result.lhs) : undefined;
+  const isPinFailure = (n: CfgNode, edgeTrue: boolean, pending: boolean): boolean =>
+    truths(n.ast, edgeTrue, (x) => ff.t(x)).some((t) => t.truthy && (asCall(t.node, fn) === pin || (pending && !!resultKey && keyOf(t.node, ff) === resultKey)));
+  const out: CfgNode[] = [];
+  const seen = new Set<string>();
+  const stack: Array<[number, boolean]> = [];
+  const push = (from: CfgNode, pending: boolean) => {
+    from.succ.forEach((s, i) => {
+      if (from.kind === 'cond' && isPinFailure(from, i === 0, pending)) return;
+      stack.push([s, pending]);
+    });
+  };
+  push(fn.cfg.nodes[pin.cfgNode], true);
+  while (stack.length) {
+    const [id, pendingIn] = stack.pop()!;
+    const tag = `${id}:${pendingIn}`;
+    if (seen.has(tag)) continue;
+    seen.add(tag);
+    const n = fn.cfg.nodes[id];
+    const assigns = fn.assigns.filter((a) => a.cfgNode === id);
+    if (assigns.some((a) => objectPath(a.lhs) === flagKey && !isFalseLiteral(a.rhs, ff))) continue;
+    if ((fn.callsAt.get(id) ?? []).some((c) => c.name === 'dma_buf_unpin' && keyOf(c.args[0], ff) === key)) continue;
+    if (n.kind === 'return') {
+      if (isErrorReturn(n, ff)) out.push(n);
+      continue;
+    }
+    const pending = pendingIn && !assigns.some((a) => objectPath(a.lhs) === resultKey);
+    push(n, pending);
+  }
+  return out;
 }
 
 function flagStaysSet(fn: FunctionFacts, from: number, flag: string, ff: FileFacts): boolean {

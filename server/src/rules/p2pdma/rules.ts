@@ -163,9 +163,10 @@ function lastName(k: string | undefined): string {
   return last === 'dev' && parts.length > 1 ? parts[parts.length - 2] : last;
 }
 
+/** Whether two device expressions name the same device: `pdev`, `&pdev->dev` and `to_pci_dev(dev)` forms. */
 function sameDevice(a: string, provider: string): boolean {
   const strip = (s: string) => s.replace(/^&/, '').replace(/\.dev$/, '').replace(/^to_pci_dev\((.*)\)$/, '$1');
-  return strip(a) === strip(provider) || rootOf(a) === rootOf(provider);
+  return strip(a) === strip(provider);
 }
 
 // ---------------------------------------------------------------------------
