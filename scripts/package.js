@@ -76,7 +76,7 @@ function main() {
 
   const vsce = require.resolve('@vscode/vsce/vsce', { paths: [ROOT] });
   fs.rmSync(out, { force: true });
-  run(process.execPath, [vsce, 'package', '--no-dependencies', '--allow-missing-repository', '--out', out]);
+  run(process.execPath, [vsce, 'package', '--no-dependencies', '--allow-missing-repository', '--no-rewrite-relative-links', '--out', out]);
 
   const entries = zipEntries(out);
   const unexpected = entries.filter((e) => !ALLOWED.some((re) => re.test(e)));
