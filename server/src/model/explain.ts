@@ -16,58 +16,19 @@ import { AddressSpace } from './hmm';
 import { memremapPages, MEMORY_TYPES, type MemoryType, Page, PAGE_SIZE } from './memory';
 import { hex, Recorder, terminal } from './run';
 import type { Run } from './types';
+import { arg, ev, type Explainable, exportVramBuffer, loc, p2pTransfer, type RuleScenario } from './scenario';
+import { dmabufScenarios } from './scenarios/dmabuf';
+import { hmmScenarios } from './scenarios/hmm';
+import { netmemScenarios } from './scenarios/netmem';
+import { p2pdmaScenarios } from './scenarios/p2pdma';
+import { pgmapScenarios } from './scenarios/pgmap';
 import { buildWorld, type World, type WorldOptions } from './world';
 
-/** What a scenario needs from a finding: the rule, its events, its location. */
-export interface Explainable {
-  rule: string;
-  events: CodeEvent[];
-  span: Span;
-  message?: string;
-}
-
-type Scenario = (r: Recorder, w: World, f: Explainable) => void;
-
-interface RuleScenario {
-  /** The default world for this rule (picked so the hazard shows). */
-  world: WorldOptions;
-  /** Events of the rule's reference case, for `dmalens explain RULE`. */
-  reference: CodeEvent[];
-  /** Worlds whose different outcome is worth a note. */
-  variants?: Array<{ options: WorldOptions; label: string }>;
-  run: Scenario;
-}
-
-/** The first event with this op, for its location. */
-function ev(f: Explainable, ...ops: string[]): CodeEvent | undefined {
-  return f.events.find((e) => ops.includes(e.op));
-}
-
-function loc(f: Explainable, ...ops: string[]): Span | undefined {
-  return ev(f, ...ops)?.span ?? f.span;
-}
-
-function arg(f: Explainable, key: string): string | number | boolean | undefined {
-  for (const e of f.events) if (e.args && key in e.args) return e.args[key];
-  return undefined;
-}
+export type { Explainable };
 
 // ---------------------------------------------------------------- dma-buf
 
-function exportVramBuffer(r: Recorder, w: World, dma: DmaApi, opts: { placement?: 'VRAM' | 'SYSRAM' } = {}): DmaBuf {
-  r.step('driver', `the GPU driver exports a 2 MiB buffer object that lives in VRAM (BAR2 of ${w.gpu.name})`, { backing: 'VRAM' });
-  return new DmaBuf(r, dma, {
-    size: 2 << 20,
-    placement: opts.placement ?? 'VRAM',
-    vramPhys: w.gpuVram.start + (64 << 20),
-    vramBus: w.gpuVram.bar!.busAddress + (64 << 20),
-    sysramPhys: 0x1_2340_0000,
-    exporter: w.gpu,
-    debug: w.dmabufDebug,
-  });
-}
-
-const scenarios: Record<string, RuleScenario> = {
+const core: Record<string, RuleScenario> = {
   'DMABUF-LOCKING': {
     world: { p2pPath: 'switch' },
     reference: [{ op: 'dma_buf_dynamic_attach' }, { op: 'dma_buf_map_attachment', args: { locked: false } }],
@@ -391,25 +352,17 @@ function errnoName(n: number): string {
   return ({ [-4]: '-EINTR', [-9]: '-EBADF', [-12]: '-ENOMEM', [-22]: '-EINVAL' } as Record<number, string>)[n] ?? String(n);
 }
 
-/** The orchestrator gives p2p memory of the NVMe drive to the NIC, which DMAs into it. */
-function p2pTransfer(r: Recorder, w: World, f: Explainable, o: { checked: boolean }): void {
-  const dma = new DmaApi(r, w.phys, w.iommu, w.fabric);
-  const off = 0x1000;
-  r.at(loc(f, 'pci_alloc_p2pmem'), () => r.step('driver', `pci_alloc_p2pmem(${w.nvme.name}) returns 4 KiB of its CMB (BAR0 at ${hex(w.nvmeCmb.start)}, bus ${hex(w.nvmeCmb.bar!.busAddress)})`, { provider: w.nvme.bdf }));
-  if (!o.checked) r.step('driver', `no pci_p2pdma_distance() runs for the pair ${w.nvme.name} -> ${w.nic.name}`);
-  r.topology = w.fabric.picture(w.nic.bdf, w.nvme.bdf);
-  const viaDmaApi = !!ev(f, 'dma_map_p2p');
-  const addr = r.at(loc(f, 'dma_map_p2p', 'hand_to_client'), () => {
-    if (viaDmaApi) return dma.mapPeer(w.nic, w.nvmeCmb, off, `dma_map_sg() of the p2p memory for ${w.nic.name}`);
-    const bus = w.nvmeCmb.bar!.busAddress + off;
-    r.step('driver', `the driver programs ${w.nic.name} with pci_p2pmem_virt_to_bus() = ${hex(bus)}, the bus address`, { dma_addr: hex(bus) });
-    return bus;
-  });
-  const landed = dma.deviceWrite(w.nic, addr, 'a received packet');
-  r.step('device', `the packet lands in ${landed}`);
-}
-
 // ---------------------------------------------------------------- entry points
+
+/** The first thirteen rules' scenarios above, and each family's further ones. */
+const scenarios: Record<string, RuleScenario> = {
+  ...core,
+  ...pgmapScenarios,
+  ...hmmScenarios,
+  ...p2pdmaScenarios,
+  ...dmabufScenarios,
+  ...netmemScenarios,
+};
 
 export function hasScenario(rule: string): boolean {
   return rule in scenarios;

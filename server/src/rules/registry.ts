@@ -7,11 +7,25 @@ import { FileFacts } from '../core/facts';
 import type { ParsedFile } from '../core/parser';
 import type { AnalysisNotice, AnalysisResult, AnalyzeOptions, Finding, KernelVersion, RuleInfo } from '../core/types';
 import { NEWEST, type Rule, type RuleContext } from './api';
+import { dmabufMoreRules } from './dmabuf/more';
 import { dmabufRules } from './dmabuf/rules';
+import { hmmRules } from './hmm/rules';
+import { netmemRules } from './netmem/rules';
+import { p2pMoreRules } from './p2pdma/more';
 import { p2pRules } from './p2pdma/rules';
+import { pgmapMoreRules } from './pgmap/more';
 import { pgmapRules } from './pgmap/rules';
 
-export const RULES: readonly Rule[] = [...pgmapRules, ...p2pRules, ...dmabufRules];
+export const RULES: readonly Rule[] = [
+  ...pgmapRules,
+  ...pgmapMoreRules,
+  ...hmmRules,
+  ...p2pRules,
+  ...p2pMoreRules,
+  ...dmabufRules,
+  ...dmabufMoreRules,
+  ...netmemRules,
+];
 
 const byId = new Map(RULES.map((r) => [r.id, r]));
 
