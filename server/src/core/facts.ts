@@ -15,7 +15,7 @@ import type { Node } from 'web-tree-sitter';
 import { type AstNode, copyTree, field, unwrap, walk } from './ast';
 import { buildFunctionCfg, type Cfg, type CfgNode } from './cfg';
 import type { ParsedFile } from './parser';
-import type { Span } from './types';
+import type { AnalyzeOptions, Span } from './types';
 
 export interface Param {
   name: string;
@@ -107,6 +107,8 @@ export class FileFacts {
     readonly doc: ParsedFile,
     /** Identifiers that make a function worth analysing. */
     private readonly interesting: RegExp,
+    /** The options of this analysis (project wrappers, helpers, workspace facts). */
+    readonly options: AnalyzeOptions = {},
   ) {
     this.text = doc.text;
     this.scanTopLevel(doc.tree.rootNode);

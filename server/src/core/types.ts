@@ -55,6 +55,20 @@ export interface KernelVersion {
   minor: number;
 }
 
+import type { HelperSpec, LockWrapperSpec } from './config';
+
+/**
+ * Facts gathered across the workspace (other files), for inter-procedural
+ * precision: lock summaries of functions defined elsewhere, and functions
+ * whose every caller in the workspace holds a reservation lock.
+ */
+export interface WorkspaceFacts {
+  /** Function name -> what it does to the reservation lock of an argument. */
+  lockFns?: ReadonlyMap<string, { kind: 'acquire' | 'release' | 'assert' | 'try'; arg: number; conditional?: boolean; suffix?: string }>;
+  /** Functions (non-static) that every call site in the workspace calls with a reservation lock held. */
+  calledLocked?: ReadonlySet<string>;
+}
+
 export interface AnalyzeOptions {
   /** Target kernel; undefined means "the newest the rules know". */
   kernelVersion?: KernelVersion;
@@ -64,6 +78,12 @@ export interface AnalyzeOptions {
   severity?: Readonly<Record<string, Severity>>;
   /** Path of the file relative to the kernel tree root, when known (rules may rank by path). */
   path?: string;
+  /** Project-specific lock wrappers (from .dmalens.json). */
+  lockWrappers?: readonly LockWrapperSpec[];
+  /** Project-specific helper summaries (from .dmalens.json). */
+  helpers?: Readonly<Record<string, HelperSpec>>;
+  /** Facts from the rest of the workspace. */
+  workspace?: WorkspaceFacts;
 }
 
 /** A problem with the analysis itself (a rule that threw, a file too large), reported, never thrown. */

@@ -51,6 +51,13 @@ const PATTERN = interestingPattern();
 /** Whether a function of a file that matters is worth analysing. */
 const FUNCTION_PATTERN = interestingPattern(RULES, true);
 
+/** The function pattern, widened by project helpers and lock wrappers. */
+function functionPattern(options: AnalyzeOptions): RegExp {
+  const extra = [...(options.lockWrappers ?? []).map((w) => w.name), ...Object.keys(options.helpers ?? {}), ...(options.workspace?.lockFns?.keys() ?? [])];
+  if (!extra.length) return FUNCTION_PATTERN;
+  return new RegExp(`${FUNCTION_PATTERN.source}|\\b(?:${extra.join('|')})\\b`);
+}
+
 /** Cheap test on raw text: can any rule fire on this file at all? */
 export function mayMatter(text: string): boolean {
   return PATTERN.test(text);
@@ -72,7 +79,7 @@ export function runRules(doc: ParsedFile, options: AnalyzeOptions): AnalysisResu
 
   const version = options.kernelVersion ?? NEWEST;
   const disabled = new Set(options.disabledRules ?? []);
-  const ff = new FileFacts(doc, FUNCTION_PATTERN);
+  const ff = new FileFacts(doc, functionPattern(options), options);
   const cache = new Map<string, unknown>();
   for (const rule of RULES) {
     if (disabled.has(rule.id)) continue;

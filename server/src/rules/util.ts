@@ -114,3 +114,10 @@ export function aliasRoots(root: string, fn: FunctionFacts, ff: FileFacts): Set<
   }
   return out;
 }
+
+/** Names of project helpers (from .dmalens.json) that return `kind`, plus the built-in `names`. */
+export function withHelpers(names: ReadonlySet<string>, ff: FileFacts, kind: 'device-private-page' | 'p2pmem' | 'imported-sgt' | 'errptr'): Set<string> {
+  const out = new Set(names);
+  for (const [name, h] of Object.entries(ff.options.helpers ?? {})) if (h.returns === kind) out.add(name);
+  return out;
+}

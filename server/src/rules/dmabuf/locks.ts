@@ -71,10 +71,14 @@ export function fileLocks(ff: FileFacts): FileLocks {
   const summaries = new Map<string, Summary>();
   const fns = ff.analysedFunctions().map((f) => ff.fn(f.name)).filter((f): f is FunctionFacts => !!f);
 
+  const project = new Map<string, LockFn>();
+  for (const w of ff.options.lockWrappers ?? []) project.set(w.name, { kind: w.kind, arg: w.arg, conditional: w.conditional, suffix: w.suffix });
+  const workspace = ff.options.workspace?.lockFns;
   const lockFn = (call: CallFact): LockFn | undefined => {
-    const direct = LOCK_FNS[call.name];
+    const direct = LOCK_FNS[call.name] ?? project.get(call.name);
     if (direct) return direct;
     const s = summaries.get(call.name);
+    if (!s && workspace?.has(call.name) && !ff.functions.has(call.name)) return workspace.get(call.name);
     if (!s) return undefined;
     if (s.acquires.length) return { kind: 'acquire', arg: s.acquires[0].param, conditional: s.acquires[0].conditional, suffix: s.acquires[0].suffix };
     if (s.releases.length) return { kind: 'release', arg: s.releases[0].param, suffix: s.releases[0].suffix };
@@ -115,6 +119,9 @@ export function fileLocks(ff: FileFacts): FileLocks {
       reasons.set(fn.info.name, { message: `${fn.info.name}() is the ${role.role} callback, which the core calls with the reservation lock held`, at: role.span });
     } else if (obtainsOrUnlocked(fn, ff)) {
       entries.set(fn.info.name, 'free');
+    } else if (ff.options.workspace?.calledLocked?.has(fn.info.name)) {
+      entries.set(fn.info.name, 'held');
+      reasons.set(fn.info.name, { message: `every caller of ${fn.info.name}() in the workspace holds the reservation lock` });
     }
   }
   const functions = new Map<string, FunctionLocks>();

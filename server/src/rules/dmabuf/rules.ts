@@ -9,7 +9,7 @@ import { type CallFact, commaList, type FileFacts, type FunctionFacts, objectPat
 import { solve } from '../../core/flow';
 import type { CodeEvent, RelatedSpan } from '../../core/types';
 import { type Rule, type RuleContext, rel } from '../api';
-import { aliasRoots, asCall, assignedFrom, bufferRoots, callEvent, isFalseLiteral, isTrueLiteral, keyOf, mentions } from '../util';
+import { aliasRoots, asCall, assignedFrom, bufferRoots, withHelpers, callEvent, isFalseLiteral, isTrueLiteral, keyOf, mentions } from '../util';
 import { anyHeld, anyMaybe, CALLER, type FileLocks, fileLocks, HELD, heldOn } from './locks';
 import { ERRPTR_RETURNING, IMPORTED_SGT_SOURCES, LOCK_FNS, MUST_HOLD, MUST_NOT_HOLD } from './vocab';
 
@@ -175,7 +175,7 @@ export const dmabufSgPage: Rule = {
       const fn = ff.fn(info.name);
       if (!fn) continue;
       const local = new Map<string, CallFact>();
-      for (const a of assignedFrom(fn, IMPORTED_SGT_SOURCES, ff)) local.set(a.key, a.call);
+      for (const a of assignedFrom(fn, withHelpers(IMPORTED_SGT_SOURCES, ff, 'imported-sgt'), ff)) local.set(a.key, a.call);
       for (const a of fn.assigns) {
         const l = objectPath(a.lhs);
         if (!l.includes('.')) continue;
@@ -202,7 +202,8 @@ export const dmabufSgPage: Rule = {
       const role = ff.rolesOf(info.name).find((r) => r.field === 'gem_prime_import_sg_table');
       const roleParam = role && info.params[2] ? info.params[2].name : undefined;
       const usesField = importedFields.size > 0 && fn.assigns.length + fn.calls.length > 0;
-      if (!roleParam && !usesField && !fn.calls.some((c) => IMPORTED_SGT_SOURCES.has(c.name))) continue;
+      const sources = withHelpers(IMPORTED_SGT_SOURCES, ff, 'imported-sgt');
+      if (!roleParam && !usesField && !fn.calls.some((c) => sources.has(c.name))) continue;
       const seeds = new Map<string, CallFact>();
       if (role && roleParam) {
         const at = { type: 'role', start: role.span.start, end: role.span.end, children: [] } as AstNode;
@@ -262,7 +263,7 @@ function checkSgPage(ctx: RuleContext, fn: FunctionFacts, seeds: Map<string, Cal
         const c = asCall(a.rhs, fn);
         let table: CallFact | undefined;
         let entry: CallFact | undefined;
-        if (c && IMPORTED_SGT_SOURCES.has(c.name)) table = c;
+        if (c && (IMPORTED_SGT_SOURCES.has(c.name) || ff.options.helpers?.[c.name]?.returns === 'imported-sgt')) table = c;
         else if (c && c.name === 'sg_next') entry = entryOf(cur, c.args[0]);
         else {
           const rk = keyOf(a.rhs, ff);
@@ -346,7 +347,7 @@ export const dmabufErrptr: Rule = {
     for (const info of ff.analysedFunctions()) {
       const fn = ff.fn(info.name);
       if (!fn) continue;
-      for (const src of assignedFrom(fn, ERRPTR_RETURNING, ff)) {
+      for (const src of assignedFrom(fn, withHelpers(ERRPTR_RETURNING, ff, 'errptr'), ff)) {
         checkFirstTest(ctx, fn, src.key, src.call, src.cfgNode);
         const m = /\.([A-Za-z_]\w*)$/.exec(src.key);
         if (m && errorPathKeepsRaw(fn, src.key, src.cfgNode, ff)) rawFields.set(m[1], src.call);

@@ -31,7 +31,7 @@ function p2pValues(fn: FunctionFacts, ff: FileFacts): Map<string, CallFact> {
   const vals = new Map<string, CallFact>();
   for (const a of fn.assigns) {
     const c = asCall(a.rhs, fn);
-    if (c && (ALLOC.has(c.name) || c.name === 'pci_p2pmem_virt_to_bus')) vals.set(objectPath(a.lhs), c);
+    if (c && (ALLOC.has(c.name) || c.name === 'pci_p2pmem_virt_to_bus' || ff.options.helpers?.[c.name]?.returns === 'p2pmem')) vals.set(objectPath(a.lhs), c);
   }
   let grew = true;
   while (grew) {

@@ -238,7 +238,9 @@ function checkPrivateDmaMap(ctx: RuleContext, fn: FunctionFacts, privateMaps: Se
     const u = unwrap(rhs);
     if (isFaultHandler && /^vmf->page$/.test(ff.t(u).replace(/\s+/g, ''))) return 'vmf->page, the device-private page the CPU faulted on';
     const c = asCall(u, fn);
-    if (!c || !c.args[0]) return undefined;
+    if (!c) return undefined;
+    if (ff.options.helpers?.[c.name]?.returns === 'device-private-page') return `the result of ${c.name}(), a device-private page (.dmalens.json)`;
+    if (!c.args[0]) return undefined;
     if (c.name === 'migrate_pfn_to_page') {
       const arr = arrayOf(c.args[0]);
       if (arr && privateArrays.has(arr)) return `${ff.t(c.args[0])}, a device-private page being migrated out of device memory`;
