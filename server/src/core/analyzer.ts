@@ -10,6 +10,7 @@
 import { CParser, type ParsedFile, type WasmImages } from './parser';
 import type { AnalysisResult, AnalyzeOptions, RuleInfo } from './types';
 import { mayMatter, runRules, ruleInfos } from '../rules/registry';
+import { type FileLockFacts, fileLockFacts, lockAtCalls } from '../rules/workspace';
 
 export class Analyzer {
   private constructor(private readonly parser: CParser) {}
@@ -44,6 +45,27 @@ export class Analyzer {
 
   rules(): RuleInfo[] {
     return ruleInfos();
+  }
+
+  /** Workspace pass 1 for one file: functions that need their callers' lock, exported lock wrappers. */
+  fileLockFacts(text: string, options: AnalyzeOptions = {}): FileLockFacts {
+    if (!mayMatter(text)) return { needsCallerLock: [], exports: [] };
+    const doc = this.parse(text);
+    try {
+      return fileLockFacts(doc, options);
+    } finally {
+      doc.delete();
+    }
+  }
+
+  /** Workspace pass 2 for one file: the lock state at each call to one of `names`. */
+  lockAtCalls(text: string, names: ReadonlySet<string>, options: AnalyzeOptions = {}): Array<{ callee: string; held: boolean; caller: string }> {
+    const doc = this.parse(text);
+    try {
+      return lockAtCalls(doc, names, options);
+    } finally {
+      doc.delete();
+    }
   }
 }
 

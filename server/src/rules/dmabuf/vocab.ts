@@ -48,7 +48,8 @@ export const OBTAINS_BUFFER = new Set(['dma_buf_get', 'dma_buf_export', 'dma_buf
  * dma_buf_ops pin/unpin/map_dma_buf/unmap_dma_buf/vmap/vunmap (the locked
  * entry points assert the lock before calling them), the importer's
  * move_notify (dma_buf_move_notify asserts it), drm_gem_object_funcs
- * pin/unpin/vmap/vunmap (drm_gem_pin_locked, drm_gem_vmap), and TTM's move.
+ * pin/unpin/vmap/vunmap (drm_gem_pin_locked, drm_gem_vmap), and the TTM
+ * callbacks TTM runs with the buffer reserved.
  */
 export const LOCKED_ROLES = new Set([
   'dma_buf_ops.pin',
@@ -64,6 +65,12 @@ export const LOCKED_ROLES = new Set([
   'drm_gem_object_funcs.vmap',
   'drm_gem_object_funcs.vunmap',
   'ttm_device_funcs.move',
+  // ttm_bo.c: ttm_bo_cleanup_memtype_use() ("Call bo::reserved"), ttm_bo_evict() after
+  // dma_resv_assert_held(), the swapout path, and ttm_tt_unpopulate() from the reserved destroy path.
+  'ttm_device_funcs.delete_mem_notify',
+  'ttm_device_funcs.evict_flags',
+  'ttm_device_funcs.swap_notify',
+  'ttm_device_funcs.ttm_tt_unpopulate',
 ]);
 
 /** Role fields that are unambiguous even when the table's type is not written. */
