@@ -249,8 +249,12 @@ function applyCall(
   const m = new Map(s.locks);
   switch (spec.kind) {
     case 'acquire':
-    case 'assert':
       m.set(key, HELD);
+      break;
+    case 'assert':
+      // Evidence that a lock is held here: adds nothing when one already is (the
+      // asserted key is often another name for it, and would never be released).
+      if (!anyHeld(s.locks)) m.set(key, HELD);
       break;
     case 'try':
       m.set(key, HELD | FREE);
