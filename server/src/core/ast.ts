@@ -24,6 +24,15 @@ export interface AstNode {
   parent?: AstNode;
 }
 
+/** Deeper than this, code is not something a person wrote: analysis of it is skipped (and recursion stays bounded). */
+export const MAX_DEPTH = 1000;
+
+export class TooDeep extends Error {
+  constructor(readonly at: number) {
+    super(`nesting deeper than ${MAX_DEPTH} levels`);
+  }
+}
+
 export function copyTree(node: Node): AstNode {
   const cursor = node.walk();
   try {
@@ -55,6 +64,7 @@ function copyCursor(cursor: TreeCursor): AstNode {
         parent.children.push(n);
         if (cursor.gotoFirstChild()) {
           stack.push(n);
+          if (stack.length > MAX_DEPTH) throw new TooDeep(n.start);
           descended = true;
         }
       }

@@ -12,10 +12,10 @@
  * built at most once per analysis.
  */
 import type { Node } from 'web-tree-sitter';
-import { type AstNode, copyTree, field, unwrap, walk } from './ast';
+import { type AstNode, copyTree, field, TooDeep, unwrap, walk } from './ast';
 import { buildFunctionCfg, type Cfg, type CfgNode } from './cfg';
 import type { ParsedFile } from './parser';
-import type { AnalyzeOptions, Span } from './types';
+import type { AnalysisNotice, AnalyzeOptions, Span } from './types';
 
 export interface Param {
   name: string;
@@ -100,6 +100,8 @@ export class FileFacts {
   readonly functions = new Map<string, FunctionInfo>();
   readonly initializers: InitializerFact[] = [];
   readonly roles = new Map<string, Role[]>();
+  /** Parts of the file that could not be analysed, and why. */
+  readonly notices: AnalysisNotice[] = [];
   private readonly fnFacts = new Map<string, FunctionFacts | null>();
   private interestingStarts: number[] | undefined;
 
@@ -146,12 +148,19 @@ export class FileFacts {
     return out;
   }
 
-  /** Per-function facts (AST copy, calls, CFG), built once. */
+  /** Per-function facts (AST copy, calls, CFG), built once. A function too deep to analyse is skipped, with a notice. */
   fn(name: string): FunctionFacts | undefined {
     if (this.fnFacts.has(name)) return this.fnFacts.get(name) ?? undefined;
     const info = this.functions.get(name);
     let facts: FunctionFacts | null = null;
-    if (info) facts = this.buildFunction(info);
+    if (info) {
+      try {
+        facts = this.buildFunction(info);
+      } catch (e) {
+        if (!(e instanceof TooDeep || e instanceof RangeError)) throw e;
+        this.notices.push({ kind: 'too-deep', message: `${name}(): ${e instanceof TooDeep ? e.message : 'nesting too deep'}; not analysed`, span: info.nameSpan });
+      }
+    }
     this.fnFacts.set(name, facts);
     return facts ?? undefined;
   }
@@ -244,8 +253,13 @@ export class FileFacts {
   }
 
   private addTopDeclaration(n: Node): void {
-    const ast = copyTree(n);
-    this.initializers.push(...collectInitializers(ast, this));
+    try {
+      const ast = copyTree(n);
+      this.initializers.push(...collectInitializers(ast, this));
+    } catch (e) {
+      if (!(e instanceof TooDeep || e instanceof RangeError)) throw e;
+      this.notices.push({ kind: 'too-deep', message: `a declaration nested too deeply to analyse (${e.message})`, span: { start: n.startIndex, end: n.startIndex } });
+    }
   }
 
   private addRoles(init: InitializerFact): void {

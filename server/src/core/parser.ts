@@ -35,7 +35,7 @@ export class CParser {
    * must not be used afterwards. `budgetMs` bounds the parse; past it the file
    * is treated as having no code (a notice says so).
    */
-  parse(text: string, previous?: ParsedFile, budgetMs = 10000): ParsedFile {
+  parse(text: string, previous?: ParsedFile, budgetMs = 5000): ParsedFile {
     const san = sanitize(text);
     let old: Tree | undefined;
     if (previous && !previous.deleted) {

@@ -88,7 +88,7 @@ export interface AnalyzeOptions {
 
 /** A problem with the analysis itself (a rule that threw, a file too large), reported, never thrown. */
 export interface AnalysisNotice {
-  kind: 'rule-failed' | 'too-large' | 'parse-timeout' | 'not-text';
+  kind: 'rule-failed' | 'too-large' | 'parse-timeout' | 'not-text' | 'too-deep';
   message: string;
   rule?: string;
   span?: Span;

@@ -116,6 +116,7 @@ export function runRules(doc: ParsedFile, options: AnalyzeOptions): AnalysisResu
       });
     }
   }
+  notices.push(...ff.notices);
   findings.sort((a, b) => a.span.start - b.span.start || a.rule.localeCompare(b.rule));
   return { findings: dedupe(findings), notices, errorNodes };
 }
