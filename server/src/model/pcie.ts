@@ -385,6 +385,22 @@ export class Topology {
       if (pfRaw.input.physfn !== undefined || pfRaw === r) throw new TopologyError(`${r.bdf}: physfn ${pf} is itself a virtual function`);
     }
 
+    // BARs: no empty ones, and no two overlapping in CPU address space within
+    // a domain. (Across domains they may nest: a VMD endpoint's BAR holds the
+    // BARs of the devices in the domain it creates.)
+    const bars: { bdf: string; domain: number; bar: Bar }[] = [];
+    for (const r of raws) {
+      for (const bar of r.input.bars ?? []) {
+        if (bar.size <= 0n) throw new TopologyError(`${r.bdf}: BAR${bar.index} has size 0`);
+        for (const o of bars) {
+          if (o.domain === r.domain && bar.cpu < o.bar.cpu + o.bar.size && o.bar.cpu < bar.cpu + bar.size) {
+            throw new TopologyError(`${r.bdf}: BAR${bar.index} overlaps BAR${o.bar.index} of ${o.bdf}`);
+          }
+        }
+        bars.push({ bdf: r.bdf, domain: r.domain, bar });
+      }
+    }
+
     // Port types: explicit ones first, then inference from the parents down.
     const types = new Map<Raw, { type: PortType; from: PciDevice['portTypeFrom'] }>();
     for (const r of raws) {
@@ -1191,13 +1207,17 @@ function hitByBus(devs: Iterable<PciDevice>, addr: bigint): BarHit | undefined {
   return undefined;
 }
 
+/** The smallest BAR holding `addr` (a VMD endpoint's BAR holds its child devices' BARs). */
 function hitByCpu(devs: Iterable<PciDevice>, addr: bigint): BarHit | undefined {
+  let best: BarHit | undefined;
   for (const dev of devs) {
     for (const bar of dev.bars) {
-      if (addr >= bar.cpu && addr < bar.cpu + bar.size) return { dev, bar, offset: addr - bar.cpu };
+      if (addr >= bar.cpu && addr < bar.cpu + bar.size && (!best || bar.size < best.bar.size)) {
+        best = { dev, bar, offset: addr - bar.cpu };
+      }
     }
   }
-  return undefined;
+  return best;
 }
 
 function hx(v: bigint): string {
