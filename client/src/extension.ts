@@ -1,6 +1,7 @@
 /**
  * The DMA Lens VS Code extension: a thin client that starts the language
- * server (server/dist/server.js, over IPC) for C files and shows its state.
+ * server (server/dist/server.js, over IPC) for C files and shows its state,
+ * and shows the model's runs in a webview (./runPanel.ts).
  * Everything about analysis lives in the server.
  */
 import * as vscode from 'vscode';
@@ -11,6 +12,7 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
 } from 'vscode-languageclient/node';
+import { RunPanels, trustShowRunLinks } from './runPanel';
 
 const CLIENT_ID = 'dmalens'; // also the settings section: `dmalens.trace.server` is honoured by the client
 const CLIENT_NAME = 'DMA Lens';
@@ -32,6 +34,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(
     vscode.commands.registerCommand('dmalens.showOutput', () => output?.show(true)),
     vscode.commands.registerCommand('dmalens.restartServer', () => restart(context)),
+    ...new RunPanels(context, () => client, output).register(),
   );
 
   // Not awaited: activation stays cheap; the status item shows progress.
@@ -60,9 +63,19 @@ function createClient(context: vscode.ExtensionContext): LanguageClient {
     traceOutputChannel: traceChannel(context, output!),
     initializationOptions: {
       docsBaseUri: vscode.Uri.file(context.asAbsolutePath('docs/rules')).toString() + '/',
+      // This client registers dmalens.showRun: hovers may link to it.
+      commandLinks: true,
     },
     // Plain markdown: hovers quote text from the user's files.
     markdown: { isTrusted: false, supportHtml: false },
+    middleware: {
+      // The one exception: a hover's "Show the model's run" link may run dmalens.showRun, and only that.
+      provideHover: async (document, position, token, next) => {
+        const hover = await next(document, position, token);
+        trustShowRunLinks(hover);
+        return hover;
+      },
+    },
   };
   const c = new LanguageClient(CLIENT_ID, CLIENT_NAME, serverOptions, clientOptions);
   c.onDidChangeState((e) => {

@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { scenarioRules } from '../src/model/explain';
 
 const BIN = path.resolve(__dirname, '..', '..', 'bin', 'dmalens.js');
 
@@ -431,5 +432,159 @@ describe('dmalens rules', () => {
     assert.match(lines[0], /^RULE\s+SEVERITY\s+SUMMARY$/);
     if (ruleCount === 0) assert.deepEqual(lines.slice(1), ['(no rules)']);
     else assert.deepEqual(lines.slice(1).map((l) => l.split(/\s+/)[0]), [...ruleIds].sort());
+  });
+});
+
+const OUTCOMES = ['OK', 'SILENT_CORRUPTION', 'IOMMU_FAULT', 'UR_AER', 'CPU_FAULT', 'HANG', 'DEADLOCK', 'UAF', 'LEAK', 'LIVELOCK', 'WARN', 'IO_ERROR'];
+
+interface JsonExplanation {
+  outcome: string;
+  summary: string;
+  target?: string;
+  world: string;
+  worldNotes?: string[];
+  steps: { actor: string; action: string; state?: Record<string, string>; location?: { line: number; column: number } }[];
+}
+
+function assertExplanation(e: JsonExplanation, where: string, lineCount?: number): void {
+  for (const k of Object.keys(e)) assert.ok(['outcome', 'summary', 'target', 'world', 'worldNotes', 'steps'].includes(k), `${where}: unexpected ${k}`);
+  assert.ok(OUTCOMES.includes(e.outcome), `${where}: outcome ${e.outcome}`);
+  assert.equal(typeof e.summary, 'string');
+  assert.equal(typeof e.world, 'string');
+  assert.ok(Array.isArray(e.steps) && e.steps.length > 0, where);
+  for (const s of e.steps) {
+    for (const k of Object.keys(s)) assert.ok(['actor', 'action', 'state', 'location'].includes(k), `${where}: step key ${k}`);
+    assert.equal(typeof s.actor, 'string');
+    assert.equal(typeof s.action, 'string');
+    for (const v of Object.values(s.state ?? {})) assert.equal(typeof v, 'string');
+    if (s.location) {
+      assert.deepEqual(Object.keys(s.location).sort(), ['column', 'line']);
+      assert.ok(Number.isInteger(s.location.line) && s.location.line >= 1, where);
+      assert.ok(Number.isInteger(s.location.column) && s.location.column >= 1, where);
+      if (lineCount !== undefined) assert.ok(s.location.line <= lineCount, `${where}: line ${s.location.line} of ${lineCount}`);
+    }
+  }
+}
+
+describe('dmalens check --explain', () => {
+  test('JSON: each finding gains an "explanation"; the other fields stay as they were', (t) => {
+    if (ruleCount === 0) {
+      t.skip(NEEDS_RULES);
+      return;
+    }
+    const plain = JSON.parse(dmalens('check', '--format', 'json', 'bad.c').stdout).findings as JsonFinding[];
+    const r = dmalens('check', '--format', 'json', '--explain', 'bad.c');
+    assert.ok(r.code === 0 || r.code === 1, r.stderr);
+    assert.equal(r.stderr, '');
+    const doc = JSON.parse(r.stdout);
+    const findings = doc.findings as (JsonFinding & { explanation?: JsonExplanation })[];
+    assert.equal(findings.length, plain.length);
+    const lines = BAD_UTF8.split('\n');
+    let located = 0;
+    findings.forEach((f, i) => {
+      const { explanation, ...rest } = f;
+      assert.deepEqual(rest, plain[i]);
+      // A rule the model cannot replay yet gets no explanation (the model's own tests name those).
+      if (!scenarioRules().includes(f.rule)) {
+        assert.equal(explanation, undefined);
+        return;
+      }
+      assert.ok(explanation, `${f.rule} at ${f.line} has no explanation`);
+      assertExplanation(explanation, `${f.rule}:${f.line}`, lines.length);
+      for (const s of explanation.steps) {
+        if (!s.location) continue;
+        located++;
+        // Byte columns, like the finding's: the line's prefix before the column, in UTF-8 bytes.
+        const text = lines[s.location.line - 1];
+        const prefix = Buffer.from(text, 'utf8').subarray(0, s.location.column - 1).toString('utf8');
+        assert.equal(Buffer.byteLength(prefix, 'utf8'), s.location.column - 1, `${f.rule}: column ${s.location.column} splits a character`);
+      }
+    });
+    assert.ok(located > 0, 'some steps come from the code');
+  });
+
+  test('text: the run under each finding, indented, ending in its outcome', (t) => {
+    if (ruleCount === 0) {
+      t.skip(NEEDS_RULES);
+      return;
+    }
+    const json = JSON.parse(dmalens('check', '--format', 'json', 'bad.c').stdout).findings as JsonFinding[];
+    const r = dmalens('check', '--explain', 'bad.c');
+    assert.ok(r.code === 0 || r.code === 1, r.stderr);
+    const out = r.stdout.split('\n').filter((l) => l.length > 0);
+    const heads = out.filter((l) => !l.startsWith(' '));
+    assert.deepEqual(
+      heads,
+      json.map((f) => `${f.file}:${f.line}:${f.column}: ${f.severity}: ${oneLine(f.message)} [${f.rule}]`),
+    );
+    const explained = json.filter((f) => scenarioRules().includes(f.rule)).length;
+    assert.ok(explained > 0);
+    assert.equal(out.filter((l) => /^ {4}=> [A-Z_]+: /.test(l)).length, explained);
+    assert.equal(out.filter((l) => /^ {4}world: /.test(l)).length, explained);
+    assert.ok(out.some((l) => /^ {4}\S+ +.*\[bad\.c:\d+\]$/.test(l)), 'steps name their line');
+  });
+});
+
+describe('dmalens explain', () => {
+  test('every rule\'s reference run: exit 0 and an outcome, in text and JSON', () => {
+    assert.ok(ruleIds.length > 0);
+    // Rules the model cannot replay yet, named together rather than one failure at a time.
+    const missing = ruleIds.filter((id) => /no scenario/.test(dmalens('explain', id).stderr));
+    assert.deepEqual(missing, [], 'rules without a model scenario');
+    for (const id of ruleIds) {
+      const text = dmalens('explain', id);
+      assert.equal(text.code, 0, `${id}: ${text.stderr}`);
+      assert.equal(text.stderr, '');
+      assert.match(text.stdout, /^=> [A-Z_]+: \S/m, id);
+      const json = dmalens('explain', id, '--format', 'json');
+      assert.equal(json.code, 0, `${id}: ${json.stderr}`);
+      const doc = JSON.parse(json.stdout);
+      assert.equal(doc.rule, id);
+      assertExplanation(doc.explanation, id);
+      assert.ok(doc.explanation.steps.every((s: { location?: unknown }) => s.location === undefined), `${id}: a reference run has no file`);
+    }
+  });
+
+  test('--format html: a document with the CSP', () => {
+    const r = dmalens('explain', 'DMABUF-LOCKING', '--format', 'html');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^<!DOCTYPE html>/);
+    assert.match(r.stdout, /<meta http-equiv="Content-Security-Policy" content="default-src 'none';/);
+    assert.match(r.stdout, /<script nonce="[A-Za-z0-9+/=]+">/);
+  });
+
+  test('the world options change the run', (t) => {
+    if (!ruleIds.includes('P2P-DISTANCE-UNCHECKED')) {
+      t.skip('needs P2P-DISTANCE-UNCHECKED');
+      return;
+    }
+    const outcome = (...opts: string[]) => {
+      const r = dmalens('explain', 'P2P-DISTANCE-UNCHECKED', '--format', 'json', ...opts);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout).explanation as JsonExplanation;
+    };
+    assert.equal(outcome('--world', 'switch').outcome, 'OK');
+    assert.notEqual(outcome('--world', 'unsupported', '--iommu', 'off').outcome, 'OK');
+    assert.match(outcome('--cpu', 'amd-zen', '--iommu', 'passthrough').world, /AMD Zen/);
+    // Without options the run notes how other worlds end.
+    assert.ok((outcome().worldNotes ?? []).length > 0);
+  });
+
+  test('an unknown rule or option value, or no rule: exit 2, one line', () => {
+    for (const [args, pattern] of [
+      [['explain', 'NO-SUCH-RULE'], /unknown rule 'NO-SUCH-RULE'/],
+      [['explain'], /no rule/],
+      [['explain', 'DMABUF-LOCKING', 'extra'], /unexpected argument 'extra'/],
+      [['explain', 'DMABUF-LOCKING', '--world', 'mesh'], /--world: expected switch, allowlisted, unsupported/],
+      [['explain', 'DMABUF-LOCKING', '--iommu', 'maybe'], /--iommu/],
+      [['explain', 'DMABUF-LOCKING', '--cpu', 'm68k'], /--cpu/],
+      [['explain', 'DMABUF-LOCKING', '--format', 'sarif'], /--format/],
+      [['explain', 'DMABUF-LOCKING', '--frobnicate'], /unknown option '--frobnicate'/],
+    ] as const) {
+      const r = dmalens(...args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.equal(r.stdout, '');
+      assertOneLineError(r.stderr, pattern);
+    }
   });
 });

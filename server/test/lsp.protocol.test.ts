@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { DiagnosticSeverity, MarkupKind, TextDocumentSyncKind, type Diagnostic, type MarkupContent } from 'vscode-languageserver/node';
+import { DiagnosticSeverity, MarkupKind, TextDocumentSyncKind, type Diagnostic, type MarkupContent, type Range } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { Analyzer } from '../src/core/analyzer';
 import { loadWasm } from '../src/node/assets';
@@ -57,6 +57,18 @@ function uri(name: string): string {
   return pathToFileURL(path.join(REPO, '.cache', 'lsp-test', name)).href;
 }
 
+/** The `[uri, rule, range]` arguments of the hover's dmalens.showRun link, or undefined without one. */
+function showRunArgs(markdown: string): [string, string, Range] | undefined {
+  const m = /\[Show the model's run\]\(command:dmalens\.showRun\?([^)\s]*)\)/.exec(markdown);
+  return m ? JSON.parse(decodeURIComponent(m[1])) : undefined;
+}
+
+interface ExplainAnswer {
+  run: { rule: string; world: string; outcome: { kind: string; summary: string }; steps: { actor: string; action: string; location?: unknown }[] };
+  lines: ({ line: number; character: number; text: string } | null)[];
+  version?: number;
+}
+
 /** A diagnostic's message as text (3.18 allows MarkupContent). */
 function msg(d: Diagnostic): string {
   return typeof d.message === 'string' ? d.message : d.message.value;
@@ -71,7 +83,8 @@ describe('language server over stdio', () => {
 
   before(async () => {
     client = new TestClient();
-    const init = await client.initialize();
+    // As the VS Code extension does: it registers dmalens.showRun, so hovers may link to it.
+    const init = await client.initialize({ commandLinks: true });
     const sync = init.capabilities.textDocumentSync;
     assert.equal(typeof sync === 'object' ? sync.change : sync, TextDocumentSyncKind.Incremental);
     assert.equal(init.capabilities.hoverProvider, true);
@@ -185,6 +198,89 @@ describe('language server over stdio', () => {
     assert.ok(c.value.includes(`(${(d.data as { severity: string }).severity})`), c.value);
     assert.ok(!/<[a-z]/i.test(c.value), 'no raw HTML in hovers');
     assert.deepEqual(h.range, d.range);
+  });
+
+  test('hover on a finding shows the model\'s outcome and a link that opens its run', async (t) => {
+    if (needsRule(t)) return;
+    const u = uri('hover-run.c');
+    await client.open(u, BAD);
+    const d = ofRule((await client.diagnosticsFor(u, 1)).diagnostics)[0];
+    const value = ((await client.hover(u, d.range.start))!.contents as MarkupContent).value;
+    const lines = value.split('\n').filter((l) => l.length > 0);
+    assert.match(lines[0], /^\*\*DMABUF\\-LOCKING\*\*/);
+    assert.match(lines[1], /^\*\*Outcome \(model\):\*\* [A-Z\\_]+ — \S/, value);
+    const args = showRunArgs(value);
+    assert.ok(args, value);
+    assert.deepEqual(args, [u, RULE, d.range]);
+    assert.ok(!/<[a-z]/i.test(value), 'no raw HTML in hovers');
+  });
+
+  test('dmalens/explain: the run of a finding, its steps located in the document', async (t) => {
+    if (needsRule(t)) return;
+    const u = uri('explain.c');
+    await client.open(u, BAD);
+    const d = ofRule((await client.diagnosticsFor(u, 1)).diagnostics)[0];
+    const r: ExplainAnswer = await client.conn.sendRequest('dmalens/explain', { uri: u, rule: RULE, range: d.range });
+    assert.ok(r, 'a run');
+    assert.equal(r.run.rule, RULE);
+    assert.match(r.run.outcome.kind, /^[A-Z_]+$/);
+    assert.ok(r.run.steps.length > 0);
+    assert.equal(r.lines.length, r.run.steps.length);
+    assert.equal(r.version, 1);
+    const docLines = BAD.split('\n');
+    const located = r.lines.filter((l) => l !== null);
+    assert.ok(located.length > 0, 'some steps come from the code');
+    r.lines.forEach((l, i) => {
+      assert.equal(l === null, r.run.steps[i].location === undefined);
+      if (!l) return;
+      assert.ok(l.line >= 0 && l.line < docLines.length, `line ${l.line}`);
+      assert.ok(l.character >= 0 && l.character <= docLines[l.line].length);
+      assert.equal(l.text, docLines[l.line]);
+    });
+    assert.ok(located.some((l) => l!.line === CALL_LINE), JSON.stringify(r.lines));
+
+    // The hover's arguments ask for the same run.
+    const h = await client.hover(u, d.range.start);
+    const [hu, hr, hrange] = showRunArgs((h!.contents as MarkupContent).value)!;
+    const again: ExplainAnswer = await client.conn.sendRequest('dmalens/explain', { uri: hu, rule: hr, range: hrange });
+    assert.deepEqual(again, r);
+  });
+
+  test('dmalens/explain after an edit: the document is analysed again and the run follows the code', async (t) => {
+    if (needsRule(t)) return;
+    const u = uri('explain-edit.c');
+    await client.open(u, BAD);
+    const d = ofRule((await client.diagnosticsFor(u, 1)).diagnostics)[0];
+    // A line inserted above, and the request sent at once (before the debounced analysis).
+    await client.change(u, 2, [{ range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } }, text: '// moved\n' }]);
+    const r: ExplainAnswer = await client.conn.sendRequest('dmalens/explain', { uri: u, rule: RULE, range: d.range });
+    assert.ok(r, 'a run');
+    assert.equal(r.version, 2);
+    const docLines = ('// moved\n' + BAD).split('\n');
+    assert.ok(r.lines.some((l) => l?.line === CALL_LINE + 1), JSON.stringify(r.lines));
+    for (const l of r.lines) if (l) assert.equal(l.text, docLines[l.line]);
+  });
+
+  test('dmalens/explain: a reference run for a rule alone; null or an error for the rest', async (t) => {
+    if (needsRule(t)) return;
+    const ref: ExplainAnswer = await client.conn.sendRequest('dmalens/explain', { rule: RULE });
+    assert.ok(ref && ref.run.steps.length > 0);
+    assert.match(ref.run.outcome.kind, /^[A-Z_]+$/);
+    assert.ok(ref.lines.every((l) => l === null));
+    assert.ok(ref.run.steps.every((s) => s.location === undefined));
+    assert.equal(await client.conn.sendRequest('dmalens/explain', { rule: 'NO-SUCH-RULE' }), null);
+    const range = { start: { line: 0, character: 0 }, end: { line: 0, character: 1 } };
+    assert.equal(await client.conn.sendRequest('dmalens/explain', { uri: uri('not-open.c'), rule: RULE, range }), null);
+    const clean = uri('explain-clean.c');
+    await client.open(clean, 'int a;\n');
+    await client.diagnosticsFor(clean, 1);
+    assert.equal(await client.conn.sendRequest('dmalens/explain', { uri: clean, rule: RULE, range }), null);
+    for (const bad of [null, {}, { rule: 42 }, { rule: 'X', uri: clean }, { rule: 'X', uri: clean, range: { start: { line: -1, character: 0 }, end: 0 } }]) {
+      await assert.rejects(client.conn.sendRequest('dmalens/explain', bad), JSON.stringify(bad));
+    }
+    const rules: { id: string }[] = await client.conn.sendRequest('dmalens/modelRules');
+    assert.ok(rules.some((r) => r.id === RULE));
+    assert.equal(client.proc.exitCode, null);
   });
 
   test('hover away from findings, or on unknown documents, is empty', async () => {
@@ -344,6 +440,26 @@ test('initializationOptions.docsBaseUri sets the rule doc links', async (t) => {
     assert.match((h!.contents as MarkupContent).value, /\(https:\/\/example\.org\/dmalens\/rules\/DMABUF-LOCKING\.md\)/);
   } finally {
     client.kill();
+  }
+});
+
+test('without commandLinks (a client such as Neovim) the hover has the outcome but no command link', async (t) => {
+  if (needsRule(t)) return;
+  for (const options of [{ commandLinks: false }, undefined, { commandLinks: 'yes' }]) {
+    const client = new TestClient();
+    try {
+      await client.initialize(options);
+      const u = uri('no-links.c');
+      await client.open(u, BAD);
+      const d = ofRule((await client.diagnosticsFor(u, 1)).diagnostics)[0];
+      const value = ((await client.hover(u, d.range.start))!.contents as MarkupContent).value;
+      assert.match(value, /\*\*Outcome \(model\):\*\* /, value);
+      assert.ok(!value.includes('command:'), `${JSON.stringify(options)}: ${value}`);
+      // The request itself still works: a client can call it directly.
+      assert.ok(await client.conn.sendRequest('dmalens/explain', { uri: u, rule: RULE, range: d.range }));
+    } finally {
+      client.kill();
+    }
   }
 });
 

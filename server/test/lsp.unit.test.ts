@@ -18,8 +18,10 @@ import { CAnalyser } from '../src/lsp/analysers';
 import { RuleDocs } from '../src/lsp/docs';
 import { DocumentStore } from '../src/lsp/documents';
 import { findingsAt, hoverAt } from '../src/lsp/hover';
-import { escapeMarkdown, markdownLinkTarget } from '../src/lsp/markdown';
-import { analyzeOptions, DEFAULT_SETTINGS, parseSettings } from '../src/lsp/settings';
+import { findingForRange, parseExplainParams, stepLines } from '../src/lsp/explain';
+import { commandLinkTarget, escapeMarkdown, markdownLinkTarget } from '../src/lsp/markdown';
+import { analyzeOptions, DEFAULT_SETTINGS, parseInitOptions, parseSettings } from '../src/lsp/settings';
+import type { Run } from '../src/model/types';
 import { notAnalysedReason } from '../src/lsp/server';
 import { findingToDiagnostic, noticeToDiagnostic, toSeverity, type DiagnosticData } from '../src/lsp/translate';
 import { loadWasm } from '../src/node/assets';
@@ -105,6 +107,8 @@ describe('markdown escaping', () => {
     assert.ok(e.includes('&lt;img') && e.includes('&amp;'));
     assert.equal(escapeMarkdown('plain words'), 'plain words');
     assert.equal(escapeMarkdown('a\\b'), 'a\\\\b');
+    // Bidi controls cannot reorder the hover: they show as an escaped \u202e.
+    assert.equal(escapeMarkdown('ab\u202ecd\u2066'), 'ab\\\\u202ecd\\\\u2066');
   });
 
   test('link targets: only file/http(s), no characters that end the link', () => {
@@ -254,5 +258,86 @@ describe('document store and C analyser', () => {
     c.dispose(second.state);
     assert.ok(second.state.deleted);
     c.dispose(second.state); // twice is harmless
+  });
+});
+
+describe('the model in hovers and dmalens/explain', () => {
+  const text = 'void f(void)\n{\n\tdma_buf_map_attachment(a, d);\n\tdma_buf_map_attachment(b, d);\n}\n';
+  const index = new LineIndex(text);
+  const rules = new Map<string, RuleInfo>();
+  const evil = '<img src=x onerror=alert(1)> [x](command:evil) `c`';
+  const run: Run = {
+    rule: 'TEST-RULE',
+    world: 'w',
+    steps: [{ actor: 'driver', action: 'maps', location: finding(text, 'dma_buf_map_attachment(b, d)').span }, { actor: 'device', action: 'writes' }],
+    outcome: { kind: 'SILENT_CORRUPTION', summary: `lands ${evil}` },
+  };
+
+  test('the outcome line is escaped; the command link carries [uri, rule, range] and only when allowed', () => {
+    const f = finding(text, 'dma_buf_map_attachment(a, d)');
+    const base = { rules, docs: RuleDocs.create('https://x/'), index, uri: 'file:///k/a (1).c', explain: () => run };
+    const on = (hoverAt([f], { line: 2, character: 3 }, { ...base, commandLinks: true })!.contents as MarkupContent).value;
+    const lines = on.split('\n').filter((l) => l.length > 0);
+    assert.equal(lines[1], `**Outcome (model):** SILENT\\_CORRUPTION — lands ${escapeMarkdown(evil)}`);
+    assert.ok(!/<[a-z]/i.test(on), on);
+    assert.ok(!on.includes('](command:evil'), on);
+    const m = /\[Show the model's run\]\(command:dmalens\.showRun\?([^()\s]*)\)/.exec(on);
+    assert.ok(m, on);
+    assert.deepEqual(JSON.parse(decodeURIComponent(m[1])), [
+      'file:///k/a (1).c',
+      'TEST-RULE',
+      { start: { line: 2, character: 1 }, end: { line: 2, character: 29 } },
+    ]);
+    const off = (hoverAt([f], { line: 2, character: 3 }, { ...base, commandLinks: false })!.contents as MarkupContent).value;
+    assert.ok(off.includes('**Outcome (model):**'));
+    assert.ok(!off.includes('command:'), off);
+    // No run (or none for this rule): no outcome line, no link.
+    const none = (hoverAt([f], { line: 2, character: 3 }, { ...base, commandLinks: true, explain: () => undefined })!.contents as MarkupContent).value;
+    assert.ok(!none.includes('Outcome') && !none.includes('command:'), none);
+  });
+
+  test('command link targets: JSON arguments, nothing that ends a markdown link', () => {
+    const t = commandLinkTarget('dmalens.showRun', ["a)b'c(d*e!f", 1])!;
+    assert.match(t, /^command:dmalens\.showRun\?[A-Za-z0-9%._~-]*$/);
+    assert.deepEqual(JSON.parse(decodeURIComponent(t.slice(t.indexOf('?') + 1))), ["a)b'c(d*e!f", 1]);
+    assert.equal(commandLinkTarget('evil) [x](command:x', []), undefined);
+  });
+
+  test('initializationOptions: commandLinks only when the client says true', () => {
+    assert.equal(parseInitOptions(undefined).options.commandLinks, false);
+    assert.equal(parseInitOptions({ commandLinks: true }).options.commandLinks, true);
+    assert.equal(parseInitOptions({ commandLinks: false }).options.commandLinks, false);
+    const bad = parseInitOptions({ commandLinks: 'yes', docsBaseUri: 'https://d/' });
+    assert.equal(bad.options.commandLinks, false);
+    assert.equal(bad.options.docsBaseUri, 'https://d/');
+    assert.equal(bad.problems.length, 1);
+    assert.equal(parseInitOptions('x').problems.length, 1);
+  });
+
+  test('explain parameters are validated', () => {
+    const range = { start: { line: 1, character: 0 }, end: { line: 1, character: 2 } };
+    assert.deepEqual(parseExplainParams({ rule: 'R-1' }), { rule: 'R-1' });
+    assert.deepEqual(parseExplainParams({ rule: 'R-1', uri: 'file:///a.c', range }), { rule: 'R-1', uri: 'file:///a.c', range });
+    for (const bad of [null, 'R', {}, { rule: '' }, { rule: '../x' }, { rule: 'R', uri: 'file:///a.c' }, { rule: 'R', uri: 5, range },
+      { rule: 'R', uri: 'u', range: { start: { line: 0.5, character: 0 }, end: range.end } }]) {
+      assert.equal(parseExplainParams(bad), undefined, JSON.stringify(bad));
+    }
+  });
+
+  test('the finding a range means: exact, else covering, else the nearest of the rule', () => {
+    const a = finding(text, 'dma_buf_map_attachment(a, d)');
+    const b = finding(text, 'dma_buf_map_attachment(b, d)');
+    const other = finding(text, 'dma_buf_map_attachment(b, d)', { rule: 'OTHER' });
+    const fs = [a, b, other];
+    const range = (line: number, c0: number, c1: number) => ({ start: { line, character: c0 }, end: { line, character: c1 } });
+    assert.equal(findingForRange(fs, index, 'TEST-RULE', range(3, 1, 29)), b);
+    assert.equal(findingForRange(fs, index, 'OTHER', range(3, 1, 29)), other);
+    assert.equal(findingForRange(fs, index, 'TEST-RULE', range(2, 5, 40)), a);
+    assert.equal(findingForRange(fs, index, 'TEST-RULE', range(4, 0, 1)), b);
+    assert.equal(findingForRange(fs, index, 'NONE', range(2, 1, 29)), undefined);
+  });
+
+  test('step lines: LSP positions and the line text, null without a location', () => {
+    assert.deepEqual(stepLines(run, text, index), [{ line: 3, character: 1, text: '\tdma_buf_map_attachment(b, d);' }, null]);
   });
 });

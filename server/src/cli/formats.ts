@@ -18,6 +18,8 @@ import { pathToFileURL } from 'node:url';
 import * as path from 'node:path';
 import type { LineIndex } from '../core/positions';
 import type { Finding, RuleInfo, Severity } from '../core/types';
+import type { Run } from '../model/types';
+import { renderRunText } from '../view/runView';
 
 /** One-based line and column. */
 export interface Pos {
@@ -48,6 +50,8 @@ export interface LocatedFinding {
   /** UTF-16 columns (SARIF). */
   utf16: LocatedSpan;
   related: LocatedRelated[];
+  /** The model's run (`check --explain`). */
+  explanation?: LocatedExplanation;
 }
 
 export interface FileFindings {
@@ -74,11 +78,11 @@ export function locateFindings(
   findings: readonly Finding[],
   index: LineIndex,
   encoding: 'utf-8' | 'latin-1' = 'utf-8',
+  explain?: (f: Finding) => LocatedExplanation | undefined,
 ): LocatedFinding[] {
   const locateSpan = (start: number, end: number): { bytes: LocatedSpan; utf16: LocatedSpan } => {
     const utf16 = { start: index.utf16LineColumn(start), end: index.utf16LineColumn(end) };
-    const bytes =
-      encoding === 'latin-1' ? utf16 : { start: index.byteLineColumn(start), end: index.byteLineColumn(end) };
+    const bytes = { start: locateOffset(index, start, encoding), end: locateOffset(index, end, encoding) };
     return { bytes, utf16 };
   };
   const sorted = [...findings].sort(
@@ -97,8 +101,18 @@ export function locateFindings(
       related: f.related.map((r) => ({ message: r.message, ...locateSpan(r.start, r.end) })),
     };
     if (f.functionName) located.functionName = f.functionName;
+    const explanation = explain?.(f);
+    if (explanation) located.explanation = explanation;
     return located;
   });
+}
+
+/**
+ * One offset as the text and JSON formats locate it: one-based line and byte
+ * column (in a latin-1 file every character is one byte: the UTF-16 column).
+ */
+export function locateOffset(index: LineIndex, offset: number, encoding: 'utf-8' | 'latin-1' = 'utf-8'): Pos {
+  return encoding === 'latin-1' ? index.utf16LineColumn(offset) : index.byteLineColumn(offset);
 }
 
 /** Code-unit order: the same on every machine and locale. */
@@ -122,6 +136,8 @@ export function formatText(file: string, findings: readonly LocatedFinding[]): s
   for (const f of findings) {
     const { line, column } = f.bytes.start;
     out += `${file}:${line}:${column}: ${f.severity}: ${oneLine(f.message)} [${f.rule}]\n`;
+    // With --explain, the model's run follows, indented.
+    if (f.explanation) out += explanationText(file, f.explanation);
   }
   return out;
 }
@@ -137,6 +153,8 @@ export interface JsonFinding {
   message: string;
   function?: string;
   related?: { line: number; column: number; message: string }[];
+  /** With `check --explain`: the model's run. */
+  explanation?: JsonExplanation;
 }
 
 /** The public JSON document. Field names are a public interface: keep them. */
@@ -165,6 +183,7 @@ export function jsonDocument(
           message: r.message,
         }));
       }
+      if (f.explanation) j.explanation = explanationJson(f.explanation.run, f.explanation.locations);
       findings.push(j);
     }
   }
@@ -173,6 +192,62 @@ export function jsonDocument(
 
 export function formatJson(files: readonly FileFindings[], problems: readonly FileProblem[]): string {
   return JSON.stringify(jsonDocument(files, problems), null, 2) + '\n';
+}
+
+// ---------------------------------------------------------------- the model's runs (--explain)
+
+/** The `explanation` of a JSON finding (and of `dmalens explain RULE --format json`). */
+export interface JsonExplanation {
+  outcome: string;
+  summary: string;
+  target?: string;
+  world: string;
+  worldNotes?: string[];
+  steps: JsonStep[];
+}
+
+export interface JsonStep {
+  actor: string;
+  action: string;
+  state?: Record<string, string>;
+  /** One-based line and byte column, like the finding's. */
+  location?: Pos;
+}
+
+/** A finding's run, located while the file's text is at hand. */
+export interface LocatedExplanation {
+  run: Run;
+  /** Parallel to run.steps: where each step is (one-based line and byte column), or null. */
+  locations: (Pos | null)[];
+}
+
+/** The JSON form of a run; `locations[i]` locates step i. */
+export function explanationJson(run: Run, locations?: ReadonlyArray<Pos | null | undefined>): JsonExplanation {
+  // Keys in the documented order: outcome, summary, target?, world, worldNotes?, steps.
+  const j = { outcome: run.outcome.kind, summary: run.outcome.summary } as JsonExplanation;
+  if (run.outcome.target !== undefined) j.target = run.outcome.target;
+  j.world = run.world;
+  if (run.worldNotes && run.worldNotes.length > 0) j.worldNotes = [...run.worldNotes];
+  j.steps = run.steps.map((s, i) => {
+    const step: JsonStep = { actor: s.actor, action: s.action };
+    if (s.state && Object.keys(s.state).length > 0) step.state = { ...s.state };
+    const at = locations?.[i];
+    if (at) step.location = { line: at.line, column: at.column };
+    return step;
+  });
+  return j;
+}
+
+/** The run as indented text under a finding of `file`. */
+export function explanationText(file: string, e: LocatedExplanation, indent = '    '): string {
+  const text = renderRunText(
+    e.run,
+    e.locations.map((p) => (p ? { file, line: p.line } : null)),
+  );
+  return text
+    .split('\n')
+    .map((l) => (l.length > 0 ? indent + l : l))
+    .join('\n');
 }
 
 export const SARIF_SCHEMA =

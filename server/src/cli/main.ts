@@ -5,6 +5,8 @@
  *
  *   dmalens check [options] PATH...     analyse files and directories
  *   dmalens rules [--format text|json]  list the rules
+ *   dmalens p2p --topology FILE PROVIDER CLIENT...   the kernel's P2PDMA decision on a topology (./p2p.ts)
+ *   dmalens explain RULE [options]      the rule's reference run on the simulated machine (./explain.ts)
  *   dmalens help | --help | --version
  *
  * Exit codes: 0 no error-severity finding, 1 at least one, 2 usage or I/O
@@ -16,9 +18,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Analyzer } from '../core/analyzer';
 import { LineIndex } from '../core/positions';
-import type { AnalysisResult, AnalyzeOptions, KernelVersion, RuleInfo, Severity } from '../core/types';
+import type { AnalysisResult, AnalyzeOptions, Finding, KernelVersion, RuleInfo, Severity } from '../core/types';
 import { loadWasm } from '../node/assets';
+import { EXPLAIN_USAGE, explainCommand, explainFinding, ExplainUsageError } from './explain';
 import { collectFiles, KernelPaths, readSource } from './files';
+import { P2P_USAGE, p2pCommand, P2pUsageError } from './p2p';
 import {
   compareStrings,
   formatJson,
@@ -51,6 +55,8 @@ export const DEFAULT_MAX_SIZE = 4_000_000;
 export const USAGE = `Usage:
   dmalens check [options] PATH...   analyse C files, and .c/.h files under directories
   dmalens rules [--format text|json] list the rules
+${P2P_USAGE}
+${EXPLAIN_USAGE}
   dmalens help                       show this text
   dmalens --version                  print the version
 
@@ -62,6 +68,7 @@ Options for check:
   --severity RULE=LEVEL      report RULE as error, warning or info (repeatable)
   --max-size BYTES           skip files larger than this (default ${DEFAULT_MAX_SIZE})
   --summary                  print a summary line on stderr
+  --explain                  add the model's run to each finding (JSON: "explanation"; text: under the finding)
 
 Exit status: 0 no error-severity finding, 1 at least one, 2 usage or I/O error.
 `;
@@ -163,6 +170,7 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
         severity: { type: 'string', multiple: true },
         'max-size': { type: 'string' },
         summary: { type: 'boolean' },
+        explain: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }),
@@ -222,7 +230,14 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
     for (const n of result.notices) report(file, n.message, false);
     if (result.findings.length === 0) continue;
     // Locate while the text is at hand; only the small located form is kept.
-    const findings = locateFindings(result.findings, new LineIndex(read.text), read.encoding);
+    const index = new LineIndex(read.text);
+    const explain = values.explain
+      ? (f: Finding) =>
+          explainFinding(f, index, read.encoding, (e) =>
+            report(file, `the model's ${f.rule} run failed: ${e instanceof Error ? e.message : String(e)}`, false),
+          )
+      : undefined;
+    const findings = locateFindings(result.findings, index, read.encoding, explain);
     for (const f of findings) counts[f.severity]++;
     if (format === 'text') io.out(formatText(file, findings));
     else results.push({ file, findings });
@@ -278,6 +293,18 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
         return await checkCommand(rest, io);
       case 'rules':
         return await rulesCommand(rest, io);
+      case 'p2p':
+        try {
+          return p2pCommand(rest, io, parse);
+        } catch (e) {
+          throw e instanceof P2pUsageError ? new UsageError(e.message) : e;
+        }
+      case 'explain':
+        try {
+          return explainCommand(rest, io.out, parse);
+        } catch (e) {
+          throw e instanceof ExplainUsageError ? new UsageError(e.message) : e;
+        }
       case 'help':
       case '--help':
       case '-h':

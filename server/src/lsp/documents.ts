@@ -1,7 +1,8 @@
 /**
  * Open documents: text kept in sync incrementally (vscode-languageserver-
  * textdocument applies the edits), plus each document's analyser state and the
- * result of its last analysis (for hovers and code actions).
+ * result of its last analysis (for hovers, the model's runs and code actions):
+ * the findings of that version, events included, with its text.
  */
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import type { TextDocumentContentChangeEvent } from 'vscode-languageserver/node';
@@ -12,6 +13,8 @@ import type { DocumentAnalyser } from './analysers';
 /** What the last completed analysis of a document produced. */
 export interface AnalysedVersion {
   version: number;
+  /** The analysed text (the document's text at `version`). */
+  text: string;
   /** Line index over the analysed text (offsets of `findings` point into it). */
   index: LineIndex;
   findings: Finding[];

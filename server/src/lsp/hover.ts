@@ -1,14 +1,33 @@
 /**
- * Hover on a finding: the rule id, severity, message, the rule's summary and a
- * link to its doc page. Plain markdown: no command links, no HTML, and every
- * piece of text that may come from the file is escaped.
+ * Hover on a finding: the rule id, severity, the outcome of the model's run,
+ * message, the rule's summary and a link to its doc page. Plain markdown: no
+ * HTML, and every piece of text that may come from the file (or from the run,
+ * which quotes it) is escaped. The only command link is `dmalens.showRun`,
+ * with JSON arguments `[uri, rule, range]`, and only for clients that can run
+ * commands (`commandLinks`); the VS Code client trusts that one command only.
  */
 import { MarkupKind, type Hover, type Position } from 'vscode-languageserver/node';
 import type { LineIndex } from '../core/positions';
 import type { Finding, RuleInfo } from '../core/types';
+import type { Run } from '../model/types';
 import type { RuleDocs } from './docs';
-import { escapeMarkdown, markdownLinkTarget } from './markdown';
+import { commandLinkTarget, escapeMarkdown, markdownLinkTarget } from './markdown';
 import { toRange } from './translate';
+
+/** The client command that opens a finding's run (arguments: uri, rule, range). */
+export const SHOW_RUN_COMMAND = 'dmalens.showRun';
+
+export interface HoverContext {
+  rules: ReadonlyMap<string, RuleInfo>;
+  docs: RuleDocs;
+  index: LineIndex;
+  /** The document, for the command link's arguments. */
+  uri?: string;
+  /** The model's run of a finding (omit: no outcome line). */
+  explain?: (f: Finding) => Run | undefined;
+  /** Whether the client runs `command:` links (VS Code does; Neovim does not). */
+  commandLinks?: boolean;
+}
 
 const SEVERITY_LABEL: Record<string, string> = { error: 'error', warning: 'warning', info: 'info' };
 
@@ -17,13 +36,23 @@ export function findingsAt(findings: readonly Finding[], offset: number): Findin
   return findings.filter((f) => f.span.start <= offset && offset <= Math.max(f.span.start, f.span.end));
 }
 
-export function findingMarkdown(
-  f: Finding,
-  ctx: { rules: ReadonlyMap<string, RuleInfo>; docs: RuleDocs; index: LineIndex },
-): string {
+export function findingMarkdown(f: Finding, ctx: HoverContext): string {
   const lines: string[] = [];
   const sev = SEVERITY_LABEL[f.severity] ?? escapeMarkdown(String(f.severity));
   lines.push(`**${escapeMarkdown(f.rule)}** (${sev})`);
+  const run = ctx.explain?.(f);
+  if (run) {
+    lines.push('');
+    lines.push(`**Outcome (model):** ${escapeMarkdown(run.outcome.kind)} — ${escapeMarkdown(run.outcome.summary)}`);
+    const target =
+      ctx.commandLinks && ctx.uri !== undefined
+        ? commandLinkTarget(SHOW_RUN_COMMAND, [ctx.uri, f.rule, toRange(ctx.index, f.span)])
+        : undefined;
+    if (target) {
+      lines.push('');
+      lines.push(`[Show the model's run](${target})`);
+    }
+  }
   lines.push('');
   lines.push(escapeMarkdown(f.message));
   if (f.functionName) {
@@ -52,11 +81,7 @@ export function findingMarkdown(
 }
 
 /** The hover for `pos`, or null when no finding covers it. */
-export function hoverAt(
-  findings: readonly Finding[],
-  pos: Position,
-  ctx: { rules: ReadonlyMap<string, RuleInfo>; docs: RuleDocs; index: LineIndex },
-): Hover | null {
+export function hoverAt(findings: readonly Finding[], pos: Position, ctx: HoverContext): Hover | null {
   const offset = ctx.index.offsetAt(pos);
   const hits = findingsAt(findings, offset);
   if (hits.length === 0) return null;

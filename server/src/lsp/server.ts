@@ -1,16 +1,20 @@
 /**
  * The DMA Lens language server: wires the protocol to the document store, the
- * per-language analysers and the translators (diagnostics, hover).
+ * per-language analysers and the translators (diagnostics, hover, the
+ * model's runs through the `dmalens/explain` request).
  *
  * Architecture invariants kept here:
  * - this layer translates; which findings exist and how severe they are is
  *   decided by the core and the rules (settings go in as AnalyzeOptions);
  * - offsets <-> positions only through LineIndex (core/positions.ts);
  * - no handler throws: failures are logged to the client's console, and a
- *   failed analysis publishes no diagnostics.
+ *   failed analysis publishes no diagnostics (a malformed custom request gets
+ *   an InvalidParams error response).
  */
 import {
+  ErrorCodes,
   MessageType,
+  ResponseError,
   ShowMessageNotification,
   TextDocumentSyncKind,
   type Connection,
@@ -22,13 +26,25 @@ import { Analyzer } from '../core/analyzer';
 import { LineIndex, utf8Length } from '../core/positions';
 import { decodeBytes } from '../core/text';
 import type { AnalysisNotice, RuleInfo } from '../core/types';
+import { scenarioRules } from '../model/explain';
 import { loadWasm } from '../node/assets';
 import { AnalyserRegistry, CAnalyser } from './analysers';
 import { RuleDocs } from './docs';
-import { DocumentStore, type OpenDocument } from './documents';
+import { type AnalysedVersion, DocumentStore, type OpenDocument } from './documents';
+import {
+  ExplainRequest,
+  findingForRange,
+  ModelRulesRequest,
+  parseExplainParams,
+  referenceResult,
+  RunCache,
+  stepLines,
+  type ExplainResult,
+  type ModelRule,
+} from './explain';
 import { hoverAt } from './hover';
 import { KernelRoots } from './paths';
-import { analyzeOptions, DEFAULT_SETTINGS, parseSettings, type Settings } from './settings';
+import { analyzeOptions, DEFAULT_SETTINGS, parseInitOptions, parseSettings, type Settings } from './settings';
 import { findingToDiagnostic, isShownNotice, noticeToDiagnostic } from './translate';
 
 declare const __DMALENS_VERSION__: string | undefined;
@@ -67,6 +83,9 @@ export class DmaLensServer {
   private readonly analyzerReady: Promise<Analyzer | undefined>;
   private ruleInfo = new Map<string, RuleInfo>();
   private docs: RuleDocs = RuleDocs.create();
+  /** Whether hovers carry the `dmalens.showRun` command link (initializationOptions.commandLinks). */
+  private commandLinks = false;
+  private readonly runs = new RunCache((rule, e) => this.error(`the model's ${rule} scenario failed: ${describe(e)}`));
   private hasConfiguration = false;
   private globalSettings: Settings = { ...DEFAULT_SETTINGS };
   private readonly settingsCache = new Map<string, Promise<Settings>>();
@@ -144,8 +163,27 @@ export class DmaLensServer {
       this.safely('hover', null, () => {
         const d = this.store.get(p.textDocument.uri);
         if (!d?.last || d.last.findings.length === 0) return null;
-        return hoverAt(d.last.findings, p.position, { rules: this.ruleInfo, docs: this.docs, index: d.last.index });
+        return hoverAt(d.last.findings, p.position, {
+          rules: this.ruleInfo,
+          docs: this.docs,
+          index: d.last.index,
+          uri: d.uri,
+          explain: (f) => this.runs.runFor(f),
+          commandLinks: this.commandLinks,
+        });
       }),
+    );
+
+    c.onRequest(ExplainRequest, (p: unknown) => this.explainRequest(p));
+    c.onRequest(ModelRulesRequest, () =>
+      this.safely('modelRules', [] as ModelRule[], () =>
+        scenarioRules()
+          .map((id): ModelRule => {
+            const info = this.ruleInfo.get(id);
+            return info ? { id, summary: info.summary, severity: info.severity } : { id };
+          })
+          .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)),
+      ),
     );
 
     c.onRequest(DocumentInfoRequest, (p: DocumentInfoParams) =>
@@ -178,8 +216,10 @@ export class DmaLensServer {
       () => {
         const ws = params.capabilities.workspace;
         this.hasConfiguration = !!ws?.configuration;
-        const init = params.initializationOptions as { docsBaseUri?: unknown } | undefined | null;
-        this.docs = RuleDocs.create(init?.docsBaseUri);
+        const init = parseInitOptions(params.initializationOptions);
+        for (const p of init.problems) this.whenInitialized(() => this.warn(p));
+        this.docs = RuleDocs.create(init.options.docsBaseUri);
+        this.commandLinks = init.options.commandLinks;
         return {
           capabilities: {
             textDocumentSync: { openClose: true, change: TextDocumentSyncKind.Incremental },
@@ -300,8 +340,44 @@ export class DmaLensServer {
       if (isShownNotice(n)) diagnostics.push(noticeToDiagnostic(n, text, version, index));
       else this.warn(`${d.uri}: ${n.rule ? n.rule + ': ' : ''}${n.message}`);
     }
-    d.last = { version, index, findings: result.findings, errorNodes: result.errorNodes };
+    d.last = { version, text, index, findings: result.findings, errorNodes: result.errorNodes };
     this.publish(d.uri, version, diagnostics);
+  }
+
+  /**
+   * The analysis of the document's current version: the stored one when it is
+   * current, else a new one now (the pending debounced run, brought forward).
+   * May be older when the document keeps changing meanwhile, or undefined when
+   * the document is not analysed.
+   */
+  private async analysedNow(d: OpenDocument): Promise<AnalysedVersion | undefined> {
+    if (d.last && d.last.version === d.version) return d.last;
+    const gen = ++d.generation;
+    if (d.timer) clearTimeout(d.timer);
+    d.timer = undefined;
+    await this.validate(d, gen);
+    return d.last;
+  }
+
+  // ---- the model's runs ---------------------------------------------------
+
+  private async explainRequest(raw: unknown): Promise<ExplainResult | null> {
+    const p = parseExplainParams(raw);
+    if (!p) throw new ResponseError(ErrorCodes.InvalidParams, 'dmalens/explain: expected {rule} or {uri, rule, range}');
+    try {
+      if (p.uri === undefined || p.range === undefined) return referenceResult(p.rule);
+      const d = this.store.get(p.uri);
+      if (!d) return null;
+      const last = await this.analysedNow(d);
+      if (!last) return null;
+      const f = findingForRange(last.findings, last.index, p.rule, p.range);
+      const run = f ? this.runs.runFor(f) : undefined;
+      if (!run) return null;
+      return { run, lines: stepLines(run, last.text, last.index), version: last.version };
+    } catch (e) {
+      this.error(`explain failed: ${describe(e)}`);
+      return null;
+    }
   }
 
   private publish(uri: string, version: number, diagnostics: Diagnostic[]): void {

@@ -103,3 +103,32 @@ export function analyzeOptions(s: Settings, path?: string): AnalyzeOptions {
     path,
   };
 }
+
+/** What the client says once, in `initialize` (initializationOptions). */
+export interface InitOptions {
+  /** Base URI of the rule pages (see docs.ts); passed on unchecked. */
+  docsBaseUri?: unknown;
+  /**
+   * Whether hovers may carry `command:` links (`dmalens.showRun`). Only a
+   * client that registers the command can run them: the VS Code extension sends
+   * true; every other client (Neovim, Emacs, ...) gets hovers without them.
+   */
+  commandLinks: boolean;
+}
+
+/** Validates initializationOptions; never throws (malformed values are reported in `problems`). */
+export function parseInitOptions(raw: unknown): { options: InitOptions; problems: string[] } {
+  const problems: string[] = [];
+  const options: InitOptions = { commandLinks: false };
+  if (raw === undefined || raw === null) return { options, problems };
+  if (!isRecord(raw)) {
+    problems.push(`initializationOptions: expected an object, got ${typeof raw}; ignored`);
+    return { options, problems };
+  }
+  if (raw.docsBaseUri !== undefined) options.docsBaseUri = raw.docsBaseUri;
+  if (typeof raw.commandLinks === 'boolean') options.commandLinks = raw.commandLinks;
+  else if (raw.commandLinks !== undefined && raw.commandLinks !== null) {
+    problems.push('initializationOptions.commandLinks: expected true or false; command links stay off');
+  }
+  return { options, problems };
+}
