@@ -35,7 +35,8 @@ export function ev(f: Explainable, ...ops: string[]): CodeEvent | undefined {
 }
 
 export function loc(f: Explainable, ...ops: string[]): Span | undefined {
-  return ev(f, ...ops)?.span ?? f.span;
+  // A reference run has no code: an empty span means "no location".
+  return ev(f, ...ops)?.span ?? (f.span.end > f.span.start ? f.span : undefined);
 }
 
 export function arg(f: Explainable, key: string): string | number | boolean | undefined {

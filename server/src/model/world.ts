@@ -11,7 +11,9 @@
 import type { DeviceInfo, Fabric, IommuMode } from './dma';
 import { Iommu } from './dma';
 import { PhysMap, type Region } from './memory';
-import { type CpuKind, p2pFabric, type Topology } from './topology';
+import { type CpuKind, defaultRoles, defaultTopology, p2pFabric, type Roles, type Topology } from './topology';
+
+export { defaultTopology };
 import type { TopologyPicture } from './types';
 
 export interface WorldOptions {
@@ -22,7 +24,7 @@ export interface WorldOptions {
   debug?: boolean;
   /** A user topology (from `lspci -tvnn` or JSON); the devices are then picked from it. */
   topology?: Topology;
-  roles?: { gpu?: string; nic?: string; nvme?: string };
+  roles?: Roles;
 }
 
 export interface WorldFabric extends Fabric {
@@ -49,10 +51,10 @@ export function buildWorld(o: WorldOptions = {}): World {
   const iommu = o.iommu ?? 'translated';
   const path = o.p2pPath ?? 'unsupported';
   const topo = o.topology ?? defaultTopology(path);
-  const pick = (role: 'gpu' | 'nic' | 'nvme', fallback: string) => o.roles?.[role] ?? fallback;
-  const gpuBdf = pick('gpu', topo.roles?.gpu ?? '0000:03:00.0');
-  const nicBdf = pick('nic', topo.roles?.nic ?? '0000:05:00.0');
-  const nvmeBdf = pick('nvme', topo.roles?.nvme ?? '0000:04:00.0');
+  const roles = { ...(o.topology ? pickRoles(o.topology) : defaultRoles(path)), ...o.roles };
+  const gpuBdf = roles.gpu!;
+  const nicBdf = roles.nic!;
+  const nvmeBdf = roles.nvme!;
   const phys = new PhysMap();
   phys.add({ start: 0, size: 0x8000_0000, kind: 'ram', owner: 'System RAM' });
   phys.add({ start: 0x1_0000_0000, size: 0x3_0000_0000, kind: 'ram', owner: 'System RAM' });
@@ -72,12 +74,12 @@ export function buildWorld(o: WorldOptions = {}): World {
     bar: { bdf: nvmeBdf, index: 0, busAddress: cpu === 'arm64' ? 0x4000_0000 : 0xfb00_0000 },
   });
   const fabric = p2pFabric(topo, cpu === 'arm64' ? 'other' : cpu);
-  const name = (bdf: string, fallback: string) => topo.nodes.find((n) => n.bdf === bdf)?.label ?? fallback;
+  const name = (bdf: string, fallback: string) => (o.topology ? topo.device(bdf)?.name ?? fallback : fallback);
   const where =
     path === 'switch' ? 'the NIC and the NVMe drive behind one PCIe switch' : path === 'allowlisted' ? 'the devices under different root ports of an allowlisted host bridge' : 'the devices under different root ports of a host bridge that is not on the p2pdma allowlist';
   return {
     summary: o.topology
-      ? `your topology (${topo.nodes.length} PCI functions), CPU ${cpu}, IOMMU ${iommu}`
+      ? `your topology (${topo.devices.length} PCI functions; ${name(gpuBdf, 'GPU')} ${gpuBdf}, ${name(nicBdf, 'NIC')} ${nicBdf}, ${name(nvmeBdf, 'NVMe')} ${nvmeBdf}), CPU ${cpu}, IOMMU ${iommu}`
       : `${cpu === 'arm64' ? 'an arm64' : cpu === 'amd-zen' ? 'an AMD Zen' : 'an x86'} server, IOMMU ${iommu}, ${where}${o.debug ? ', CONFIG_DMABUF_DEBUG=y' : ''}`,
     cpu,
     phys,
@@ -92,34 +94,18 @@ export function buildWorld(o: WorldOptions = {}): World {
   };
 }
 
-/** The default machine, with the devices placed as `path` says. */
-export function defaultTopology(path: 'switch' | 'allowlisted' | 'unsupported'): Topology {
-  // Host bridge ids: 8086:2020 (Sky Lake-E) is on the 6.12 allowlist; 8086:0e00 (Ivy Bridge-EP) is not.
-  const hb = path === 'allowlisted' ? { vendor: 0x8086, device: 0x2020, label: 'Intel Sky Lake-E host bridge [8086:2020]' } : { vendor: 0x8086, device: 0x0e00, label: 'Intel Xeon E5 v2 host bridge [8086:0e00]' };
-  const nodes: Topology['nodes'] = [
-    { bdf: '0000:00:00.0', kind: 'hostbridge', label: hb.label, vendor: hb.vendor, device: hb.device },
-    { bdf: '0000:00:01.0', kind: 'rootport', label: 'root port A', parent: undefined },
-    { bdf: '0000:00:02.0', kind: 'rootport', label: 'root port B' },
-  ];
-  if (path === 'switch') {
-    nodes.push(
-      { bdf: '0000:01:00.0', kind: 'switch-up', label: 'PCIe switch upstream port', parent: '0000:00:01.0' },
-      { bdf: '0000:02:00.0', kind: 'switch-down', label: 'switch downstream port 0', parent: '0000:01:00.0' },
-      { bdf: '0000:02:01.0', kind: 'switch-down', label: 'switch downstream port 1', parent: '0000:01:00.0' },
-      { bdf: '0000:02:02.0', kind: 'switch-down', label: 'switch downstream port 2', parent: '0000:01:00.0' },
-      { bdf: '0000:03:00.0', kind: 'endpoint', label: 'the GPU', parent: '0000:02:00.0' },
-      { bdf: '0000:04:00.0', kind: 'endpoint', label: 'the NVMe drive', parent: '0000:02:01.0' },
-      { bdf: '0000:05:00.0', kind: 'endpoint', label: 'the NIC', parent: '0000:02:02.0' },
-    );
-  } else {
-    nodes.push(
-      { bdf: '0000:01:00.0', kind: 'switch-up', label: 'PCIe switch upstream port', parent: '0000:00:01.0' },
-      { bdf: '0000:02:00.0', kind: 'switch-down', label: 'switch downstream port 0', parent: '0000:01:00.0' },
-      { bdf: '0000:02:01.0', kind: 'switch-down', label: 'switch downstream port 1', parent: '0000:01:00.0' },
-      { bdf: '0000:03:00.0', kind: 'endpoint', label: 'the GPU', parent: '0000:02:00.0' },
-      { bdf: '0000:04:00.0', kind: 'endpoint', label: 'the NVMe drive', parent: '0000:02:01.0' },
-      { bdf: '0000:05:00.0', kind: 'endpoint', label: 'the NIC', parent: '0000:00:02.0' },
-    );
-  }
-  return { nodes, roles: { gpu: '0000:03:00.0', nvme: '0000:04:00.0', nic: '0000:05:00.0' } };
+/**
+ * Roles in a user topology: endpoints picked by class from their names and
+ * vendor ids (display/3D controllers for the GPU, Ethernet/InfiniBand for the
+ * NIC, NVMe/non-volatile memory for the drive), else the first endpoints.
+ */
+export function pickRoles(t: Topology): Roles {
+  const endpoints = t.devices.filter((d) => !d.isBridge && d.portType !== 'rc-endpoint');
+  const find = (re: RegExp, vendors: number[]) => endpoints.find((d) => (d.name && re.test(d.name)) || (d.vendorId !== undefined && vendors.includes(d.vendorId)));
+  const gpu = find(/VGA|3D|Display|GPU|Radeon|NVIDIA|GeForce|Instinct|Arc/i, [0x10de, 0x1002]);
+  const nic = find(/Ethernet|Network|InfiniBand|ConnectX|NIC/i, [0x15b3, 0x8086 + 0x100000]);
+  const nvme = find(/NVMe|Non-Volatile|SSD|Samsung|Solid State/i, [0x144d]);
+  const rest = endpoints.filter((d) => d !== gpu && d !== nic && d !== nvme);
+  const pick = (d: typeof gpu) => d?.bdf ?? rest.shift()?.bdf ?? endpoints[0]?.bdf;
+  return { gpu: pick(gpu), nic: pick(nic), nvme: pick(nvme) };
 }
