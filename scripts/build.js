@@ -82,6 +82,8 @@ function esbuildOptions(e) {
     platform: 'node',
     format: 'cjs',
     target: 'node20',
+    // Prefer packages' ESM builds: jsonc-parser's UMD build hides its requires from the bundler.
+    mainFields: ['module', 'main'],
     external: ['vscode'],
     sourcemap: 'linked',
     sourcesContent: false,

@@ -39,6 +39,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   // Not awaited: activation stays cheap; the status item shows progress.
   void start(context);
+  // Trust granted later: restart so the server reads the project file and topology.
+  context.subscriptions.push(vscode.workspace.onDidGrantWorkspaceTrust(() => void restart(context)));
 }
 
 export async function deactivate(): Promise<void> {
@@ -57,14 +59,21 @@ function createClient(context: vscode.ExtensionContext): LanguageClient {
     documentSelector: [
       { scheme: 'file', language: 'c' },
       { scheme: 'untitled', language: 'c' },
+      { scheme: 'file', pattern: '**/.dmalens.json' },
     ],
-    synchronize: { configurationSection: 'dmalens' },
+    synchronize: {
+      configurationSection: 'dmalens',
+      // The project file and the topology it names: re-read when they change on disk.
+      fileEvents: vscode.workspace.createFileSystemWatcher('**/.dmalens.json'),
+    },
     outputChannel: output,
     traceOutputChannel: traceChannel(context, output!),
     initializationOptions: {
       docsBaseUri: vscode.Uri.file(context.asAbsolutePath('docs/rules')).toString() + '/',
       // This client registers dmalens.showRun: hovers may link to it.
       commandLinks: true,
+      // Untrusted workspaces: the server reads no project file and no topology file.
+      trusted: vscode.workspace.isTrusted,
     },
     // Plain markdown: hovers quote text from the user's files.
     markdown: { isTrusted: false, supportHtml: false },

@@ -51,8 +51,11 @@ describe('settings', () => {
     assert.deepEqual(props['dmalens.rules.disabled'].default, DEFAULT_SETTINGS.disabledRules);
     assert.deepEqual(props['dmalens.rules.severity'].default, DEFAULT_SETTINGS.severity);
     assert.equal(props['dmalens.maxFileSize'].default, DEFAULT_SETTINGS.maxFileSize);
+    assert.equal(props['dmalens.topology'].default, '', 'empty: the model\'s default machine');
+    assert.equal(parseSettings({ topology: '' }).settings.topology, undefined);
+    assert.equal(parseSettings({ topology: 'hw/lspci.txt' }).settings.topology, 'hw/lspci.txt');
     // Every dmalens.* setting is either read by the server or the client's trace setting.
-    const known = ['enable', 'kernelVersion', 'rules.disabled', 'rules.severity', 'maxFileSize', 'trace.server'];
+    const known = ['enable', 'kernelVersion', 'rules.disabled', 'rules.severity', 'maxFileSize', 'topology', 'trace.server'];
     for (const k of Object.keys(props)) assert.ok(known.includes(k.replace(/^dmalens\./, '')), `unknown setting ${k}`);
   });
 

@@ -16,6 +16,7 @@ import type { Range } from 'vscode-languageserver/node';
 import type { LineIndex } from '../core/positions';
 import type { Finding, Span } from '../core/types';
 import { explain, referenceRun } from '../model/explain';
+import type { WorldOptions } from '../model/world';
 import type { Run } from '../model/types';
 import { withoutLocations } from '../view/runView';
 import { toRange } from './translate';
@@ -125,11 +126,11 @@ export class RunCache {
 
   constructor(private readonly onError: (rule: string, e: unknown) => void = () => undefined) {}
 
-  runFor(f: Finding): Run | undefined {
+  runFor(f: Finding, world?: WorldOptions): Run | undefined {
     let r = this.runs.get(f);
     if (r === undefined) {
       try {
-        r = explain(f) ?? null;
+        r = explain(f, world) ?? null;
       } catch (e) {
         // A scenario that throws is a model bug: the finding still shows, without a run.
         this.onError(f.rule, e);

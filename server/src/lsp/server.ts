@@ -44,6 +44,7 @@ import {
 } from './explain';
 import { hoverAt } from './hover';
 import { KernelRoots } from './paths';
+import { isConfigUri, type Project, Projects } from './project';
 import { analyzeOptions, DEFAULT_SETTINGS, parseInitOptions, parseSettings, type Settings } from './settings';
 import { findingToDiagnostic, isShownNotice, noticeToDiagnostic } from './translate';
 
@@ -80,6 +81,11 @@ export class DmaLensServer {
   private readonly analysers = new AnalyserRegistry();
   private readonly store = new DocumentStore((id) => this.analysers.forLanguage(id));
   private readonly roots = new KernelRoots();
+  private readonly projects = new Projects(() => new Set(this.ruleInfo.keys()));
+  /** Config files whose problems are currently published. */
+  private readonly publishedConfigs = new Set<string>();
+  /** The world the model's runs use, per document (from dmalens.topology). */
+  private readonly worlds = new Map<string, import('../model/world').WorldOptions | undefined>();
   private readonly analyzerReady: Promise<Analyzer | undefined>;
   private ruleInfo = new Map<string, RuleInfo>();
   private docs: RuleDocs = RuleDocs.create();
@@ -140,12 +146,14 @@ export class DmaLensServer {
       this.guard('didOpen', (p) => {
         const { uri, languageId, version, text } = p.textDocument;
         const d = this.store.open(uri, languageId, version, text);
+        if (isConfigUri(uri)) this.configEdited(uri, text);
         this.schedule(d, 0);
       }),
     );
     c.onDidChangeTextDocument(
       this.guard('didChange', (p) => {
         const d = this.store.change(p.textDocument.uri, p.textDocument.version, p.contentChanges);
+        if (d && isConfigUri(d.uri)) this.configEdited(d.uri, d.text);
         if (d) this.schedule(d, this.debounceMs);
       }),
     );
@@ -154,10 +162,18 @@ export class DmaLensServer {
         const uri = p.textDocument.uri;
         const d = this.store.close(uri);
         this.settingsCache.delete(uri);
-        if (d) this.publish(uri, d.version, []);
+        this.worlds.delete(uri);
+        if (isConfigUri(uri)) this.configEdited(uri, undefined);
+        else if (d) this.publish(uri, d.version, []);
       }),
     );
     c.onDidChangeConfiguration(this.guard('didChangeConfiguration', (p) => this.configurationChanged(p.settings)));
+    c.onDidChangeWatchedFiles(
+      this.guard('didChangeWatchedFiles', () => {
+        this.projects.invalidate();
+        for (const d of this.store.all()) this.schedule(d, 0);
+      }),
+    );
 
     c.onHover((p) =>
       this.safely('hover', null, () => {
@@ -168,7 +184,7 @@ export class DmaLensServer {
           docs: this.docs,
           index: d.last.index,
           uri: d.uri,
-          explain: (f) => this.runs.runFor(f),
+          explain: (f) => this.runs.runFor(f, this.worlds.get(d.uri)),
           commandLinks: this.commandLinks,
         });
       }),
@@ -214,10 +230,13 @@ export class DmaLensServer {
       'initialize',
       { capabilities: {} },
       () => {
-        const ws = params.capabilities.workspace;
+        const ws = params.capabilities?.workspace;
         this.hasConfiguration = !!ws?.configuration;
         const init = parseInitOptions(params.initializationOptions);
         for (const p of init.problems) this.whenInitialized(() => this.warn(p));
+        this.projects.trusted = init.options.trusted;
+        const folders = params.workspaceFolders?.map((f) => f.uri) ?? (params.rootUri ? [params.rootUri] : []);
+        this.projects.setWorkspaceFolders(folders);
         this.docs = RuleDocs.create(init.options.docsBaseUri);
         this.commandLinks = init.options.commandLinks;
         return {
@@ -233,9 +252,35 @@ export class DmaLensServer {
 
   // ---- settings -----------------------------------------------------------
 
+  /** A `.dmalens.json` was opened, edited or closed: its text wins over the disk while open. */
+  private configEdited(uri: string, text: string | undefined): void {
+    this.projects.setOpenConfig(uri, text);
+    for (const d of this.store.all()) if (!isConfigUri(d.uri)) this.schedule(d, this.debounceMs);
+    if (text !== undefined && this.projects.trusted) {
+      const project = this.projects.projectFor(uri);
+      if (project) this.publishConfigProblems(project, true);
+    }
+  }
+
+  /** Problems of a project file, as diagnostics on the file itself. */
+  private publishConfigProblems(project: Project, force = false): void {
+    if (!project.configUri || project.configText === undefined) return;
+    if (!force && this.publishedConfigs.has(project.configUri) && !project.configProblems.length) return;
+    const index = new LineIndex(project.configText);
+    const diagnostics: Diagnostic[] = project.configProblems.map((p) => ({
+      range: { start: index.position(p.span.start), end: index.position(p.span.end) },
+      severity: p.severity === 'error' ? 1 : 2,
+      source: 'DMA Lens',
+      message: p.message,
+    }));
+    this.publishedConfigs.add(project.configUri);
+    this.connection.sendDiagnostics({ uri: project.configUri, diagnostics }).catch((e) => this.error(`cannot publish diagnostics for ${project.configUri}: ${describe(e)}`));
+  }
+
   private configurationChanged(settings: unknown): void {
     this.settingsCache.clear();
     this.roots.clear();
+    this.projects.invalidate();
     if (!this.hasConfiguration) {
       const section = settings && typeof settings === 'object' ? (settings as Record<string, unknown>).dmalens : undefined;
       this.globalSettings = this.checked(parseSettings(section));
@@ -258,6 +303,12 @@ export class DmaLensServer {
       this.settingsCache.set(uri, p);
     }
     return p;
+  }
+
+  private warnOnce(p: string): void {
+    if (this.loggedProblems.has(p)) return;
+    this.loggedProblems.add(p);
+    this.warn(p);
   }
 
   private checked(r: { settings: Settings; problems: string[] }): Settings {
@@ -311,12 +362,24 @@ export class DmaLensServer {
       return;
     }
 
+    const project = this.projects.projectFor(d.uri);
+    if (project) this.publishConfigProblems(project);
+    if (this.projects.excluded(d.uri, project)) {
+      d.dropState();
+      d.last = undefined;
+      this.publish(d.uri, version, []);
+      return;
+    }
+    const topo = this.projects.topology(settings.topology, project);
+    if (topo.error) this.warnOnce(topo.error);
+    this.worlds.set(d.uri, topo.world);
+
     const started = Date.now();
     let out;
     const previous = d.state;
     d.state = undefined; // consumed by analyze(), whatever happens
     try {
-      out = analyser.analyze(text, previous, analyzeOptions(settings, this.roots.relativePath(d.uri)));
+      out = analyser.analyze(text, previous, this.projects.merge(analyzeOptions(settings, this.roots.relativePath(d.uri)), project));
     } catch (e) {
       d.last = undefined;
       this.error(`analysis of ${d.uri} (version ${version}) failed: ${describe(e)}`);
@@ -371,7 +434,7 @@ export class DmaLensServer {
       const last = await this.analysedNow(d);
       if (!last) return null;
       const f = findingForRange(last.findings, last.index, p.rule, p.range);
-      const run = f ? this.runs.runFor(f) : undefined;
+      const run = f ? this.runs.runFor(f, this.worlds.get(d.uri)) : undefined;
       if (!run) return null;
       return { run, lines: stepLines(run, last.text, last.index), version: last.version };
     } catch (e) {

@@ -15,6 +15,8 @@ export interface Settings {
   severity: Record<string, Severity>;
   /** Bytes (UTF-8). */
   maxFileSize: number;
+  /** Topology file for the model's runs (lspci -tvnn or JSON), relative to the workspace folder. */
+  topology?: string;
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -87,6 +89,10 @@ export function parseSettings(raw: unknown): { settings: Settings; problems: str
     problems.push('dmalens.rules.severity: expected an object of rule id -> severity');
   }
 
+  const topo = raw.topology;
+  if (typeof topo === 'string' && topo.trim() !== '') s.topology = topo.trim();
+  else if (topo !== undefined && topo !== null && typeof topo !== 'string') problems.push('dmalens.topology: expected a path (string)');
+
   const max = raw.maxFileSize;
   if (typeof max === 'number' && Number.isFinite(max) && max >= 0) s.maxFileSize = max;
   else if (max !== undefined && max !== null) problems.push('dmalens.maxFileSize: expected a number of bytes');
@@ -114,18 +120,22 @@ export interface InitOptions {
    * true; every other client (Neovim, Emacs, ...) gets hovers without them.
    */
   commandLinks: boolean;
+  /** Whether the workspace is trusted (VS Code workspace trust); untrusted: project files are not read. */
+  trusted: boolean;
 }
 
 /** Validates initializationOptions; never throws (malformed values are reported in `problems`). */
 export function parseInitOptions(raw: unknown): { options: InitOptions; problems: string[] } {
   const problems: string[] = [];
-  const options: InitOptions = { commandLinks: false };
+  const options: InitOptions = { commandLinks: false, trusted: true };
   if (raw === undefined || raw === null) return { options, problems };
   if (!isRecord(raw)) {
     problems.push(`initializationOptions: expected an object, got ${typeof raw}; ignored`);
     return { options, problems };
   }
   if (raw.docsBaseUri !== undefined) options.docsBaseUri = raw.docsBaseUri;
+  if (typeof raw.trusted === 'boolean') options.trusted = raw.trusted;
+  else if (raw.trusted !== undefined && raw.trusted !== null) problems.push('initializationOptions.trusted: expected true or false; treated as trusted');
   if (typeof raw.commandLinks === 'boolean') options.commandLinks = raw.commandLinks;
   else if (raw.commandLinks !== undefined && raw.commandLinks !== null) {
     problems.push('initializationOptions.commandLinks: expected true or false; command links stay off');
