@@ -32,17 +32,53 @@ function readText(file: string): string | undefined {
   }
 }
 
-export function collectWorkspaceFacts(
+export interface WorkspaceResult {
+  facts: WorkspaceFacts;
+  stats: WorkspaceStats;
+}
+
+/** The synchronous form, for the CLI and tests. */
+export function collectWorkspaceFacts(analyzer: Analyzer, files: readonly string[], options: AnalyzeOptions = {}, maxSize = 4_000_000): WorkspaceResult {
+  const steps = workspaceSteps(analyzer, files, options, maxSize);
+  for (;;) {
+    const n = steps.next();
+    if (n.done) return n.value;
+  }
+}
+
+/**
+ * The asynchronous form, for the language server: yields to the event loop
+ * every `sliceMs` so requests keep being answered, and stops (undefined)
+ * when `cancelled()` says so.
+ */
+export async function collectWorkspaceFactsAsync(
   analyzer: Analyzer,
   files: readonly string[],
   options: AnalyzeOptions = {},
-  maxSize = 4_000_000,
-): { facts: WorkspaceFacts; stats: WorkspaceStats } {
+  opts: { maxSize?: number; sliceMs?: number; cancelled?: () => boolean } = {},
+): Promise<WorkspaceResult | undefined> {
+  const steps = workspaceSteps(analyzer, files, options, opts.maxSize ?? 4_000_000);
+  const slice = opts.sliceMs ?? 15;
+  let start = Date.now();
+  for (;;) {
+    const n = steps.next();
+    if (n.done) return n.value;
+    if (Date.now() - start >= slice) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (opts.cancelled?.()) return undefined;
+      start = Date.now();
+    }
+  }
+}
+
+/** The two passes as a generator: one step per file read or analysed. */
+function* workspaceSteps(analyzer: Analyzer, files: readonly string[], options: AnalyzeOptions, maxSize: number): Generator<void, WorkspaceResult> {
   const t0 = Date.now();
   const perFile: FileLockFacts[] = [];
   const texts = new Map<string, string>();
   let withFacts = 0;
   for (const file of files) {
+    yield;
     let raw: Buffer;
     try {
       raw = fs.readFileSync(file);
@@ -61,11 +97,12 @@ export function collectWorkspaceFacts(
   }
   const need = new Set(perFile.flatMap((f) => f.needsCallerLock));
   let facts = combineWorkspaceFacts(perFile, []);
-  let callerFiles: string[] = [];
+  const callerFiles: string[] = [];
   if (need.size) {
     const re = new RegExp(`\\b(?:${[...need].join('|')})\\s*\\(`);
     const names = [...need].map((n) => Buffer.from(n, 'latin1'));
     for (const file of files) {
+      yield;
       let text = texts.get(file);
       if (text === undefined) {
         let raw: Buffer;
@@ -81,10 +118,14 @@ export function collectWorkspaceFacts(
       if (text !== undefined && re.test(text)) callerFiles.push(file);
     }
     for (let round = 0; round < 2; round++) {
-      const calls = callerFiles.flatMap((file) => analyzer.lockAtCalls(texts.get(file) ?? readText(file) ?? '', need, { ...options, workspace: facts }));
+      const calls: Array<{ callee: string; held: boolean }> = [];
+      for (const file of callerFiles) {
+        yield;
+        calls.push(...analyzer.lockAtCalls(texts.get(file) ?? readText(file) ?? '', need, { ...options, workspace: facts }));
+      }
       facts = combineWorkspaceFacts(perFile, calls);
     }
-  } else callerFiles = [];
+  }
   return {
     facts,
     stats: {
