@@ -63,6 +63,24 @@ export class Projects {
     this.topologyCache.clear();
   }
 
+  /** The first workspace folder that is a kernel tree root (MAINTAINERS and Kbuild), if any. */
+  kernelRoot(): string | undefined {
+    return this.folders.find((f) => kernelRootAbove(f) === f);
+  }
+
+  /**
+   * Where patch review reads the files a patch changes (whole-file mode):
+   * the root of the patch document's project (the workspace folder holding
+   * it, or the kernel tree above it), then every workspace folder, innermost
+   * first. None in an untrusted workspace.
+   */
+  patchRoots(uri: string): string[] {
+    if (!this.trusted) return [];
+    const file = toPath(uri);
+    const own = file ? (this.folders.find((f) => isInside(file, f)) ?? kernelRootAbove(path.dirname(file))) : undefined;
+    return [...new Set([...(own ? [own] : []), ...this.folders])];
+  }
+
   /** The project of a document: the innermost workspace folder holding it, else the kernel tree root above it. */
   projectFor(uri: string): Project | undefined {
     const file = toPath(uri);

@@ -45,6 +45,7 @@ import {
 import { hoverAt } from './hover';
 import { KernelRoots } from './paths';
 import { isConfigUri, type Project, Projects } from './project';
+import { WorkspaceScan } from './workspaceScan';
 import { analyzeOptions, DEFAULT_SETTINGS, parseInitOptions, parseSettings, type Settings } from './settings';
 import { findingToDiagnostic, isShownNotice, noticeToDiagnostic } from './translate';
 
@@ -82,6 +83,8 @@ export class DmaLensServer {
   private readonly store = new DocumentStore((id) => this.analysers.forLanguage(id));
   private readonly roots = new KernelRoots();
   private readonly projects = new Projects(() => new Set(this.ruleInfo.keys()));
+  /** Cross-file lock facts of a kernel tree open as a workspace folder (background scan). */
+  private readonly scan = new WorkspaceScan();
   /** Config files whose problems are currently published. */
   private readonly publishedConfigs = new Set<string>();
   /** The world the model's runs use, per document (from dmalens.topology). */
@@ -140,6 +143,7 @@ export class DmaLensServer {
       this.initialized = true;
       this.log(`DMA Lens language server ${SERVER_VERSION} ready`);
       for (const fn of this.afterInit.splice(0)) this.safely('initialized', undefined, fn);
+      void this.startWorkspaceScan();
     });
 
     c.onDidOpenTextDocument(
@@ -219,6 +223,7 @@ export class DmaLensServer {
 
     c.onShutdown(() => {
       this.shuttingDown = true;
+      this.scan.cancel();
       this.safely('shutdown', undefined, () => this.store.disposeAll());
     });
 
@@ -251,6 +256,25 @@ export class DmaLensServer {
   }
 
   // ---- settings -----------------------------------------------------------
+
+  /** Scans the kernel tree open as a workspace folder for cross-file lock facts, then re-analyses open documents. */
+  private async startWorkspaceScan(): Promise<void> {
+    const root = this.projects.kernelRoot();
+    if (!root || !this.projects.trusted) return;
+    const analyzer = await this.analyzerReady;
+    if (!analyzer || this.shuttingDown) return;
+    this.log(`scanning ${root} for cross-file lock facts in the background`);
+    this.scan.start(
+      analyzer,
+      root,
+      {},
+      (stats) => {
+        this.log(`workspace scan: ${stats.filesScanned} files in ${stats.seconds.toFixed(1)} s; ${stats.calledLocked} functions always called with the reservation lock held`);
+        for (const d of this.store.all()) this.schedule(d, 0);
+      },
+      (e) => this.error(`workspace scan failed: ${describe(e)}`),
+    );
+  }
 
   /** A `.dmalens.json` was opened, edited or closed: its text wins over the disk while open. */
   private configEdited(uri: string, text: string | undefined): void {
@@ -379,7 +403,9 @@ export class DmaLensServer {
     const previous = d.state;
     d.state = undefined; // consumed by analyze(), whatever happens
     try {
-      out = analyser.analyze(text, previous, this.projects.merge(analyzeOptions(settings, this.roots.relativePath(d.uri)), project));
+      const options = this.projects.merge(analyzeOptions(settings, this.roots.relativePath(d.uri)), project);
+      if (this.scan.facts && project && this.projects.kernelRoot() === project.root) options.workspace = this.scan.facts;
+      out = analyser.analyze(text, previous, options);
     } catch (e) {
       d.last = undefined;
       this.error(`analysis of ${d.uri} (version ${version}) failed: ${describe(e)}`);

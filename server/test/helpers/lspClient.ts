@@ -113,11 +113,11 @@ export class TestClient {
     this.conn.listen();
   }
 
-  async initialize(initializationOptions?: unknown): Promise<InitializeResult> {
+  async initialize(initializationOptions?: unknown, workspaceFolders: { uri: string; name: string }[] | null = null): Promise<InitializeResult> {
     const r = await this.conn.sendRequest(InitializeRequest.type, {
       processId: process.pid,
       rootUri: null,
-      workspaceFolders: null,
+      workspaceFolders,
       initializationOptions,
       capabilities: {
         workspace: { configuration: true, didChangeConfiguration: { dynamicRegistration: false } },
