@@ -71,6 +71,10 @@ export const LOCKED_ROLES = new Set([
   'ttm_device_funcs.evict_flags',
   'ttm_device_funcs.swap_notify',
   'ttm_device_funcs.ttm_tt_unpopulate',
+  // i915_gem_pages.c: ____i915_gem_object_get_pages() and __i915_gem_object_put_pages()
+  // call them after assert_object_held_shared() (the i915 object lock is its dma_resv).
+  'drm_i915_gem_object_ops.get_pages',
+  'drm_i915_gem_object_ops.put_pages',
 ]);
 
 /** Role fields that are unambiguous even when the table's type is not written. */
