@@ -3,7 +3,7 @@
  * for those). Each replays a finding's events on the simulated machine.
  */
 import type { KernelVersion } from '../../core/types';
-import { DRIFT } from '../../rules/pgmap/more-drift';
+import { DRIFT } from '../apiHistory';
 import { DmaApi } from '../dma';
 import {
   Allocations,
