@@ -69,3 +69,21 @@ export function reachable(cfg: Cfg, from: number, stop: (n: CfgNode) => boolean)
   }
   return seen;
 }
+
+/** Whether node `to` can be reached from node `from` (a node reaches itself), not passing through nodes `stop` accepts. */
+export function reaches(cfg: Cfg, from: number, to: number, stop?: (n: CfgNode) => boolean): boolean {
+  if (from === to) return true;
+  const seen = new Set<number>([from]);
+  const stack = [from];
+  while (stack.length) {
+    const id = stack.pop()!;
+    for (const s of cfg.nodes[id].succ) {
+      if (s === to) return true;
+      if (seen.has(s)) continue;
+      seen.add(s);
+      if (stop && stop(cfg.nodes[s])) continue;
+      stack.push(s);
+    }
+  }
+  return false;
+}

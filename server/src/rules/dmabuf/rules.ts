@@ -6,7 +6,7 @@ import { type AstNode, field, unwrap, walk } from '../../core/ast';
 import type { CfgNode } from '../../core/cfg';
 import { truths } from '../../core/conditions';
 import { type CallFact, commaList, type FileFacts, type FunctionFacts, objectPath, rootOf } from '../../core/facts';
-import { solve } from '../../core/flow';
+import { reaches, solve } from '../../core/flow';
 import type { CodeEvent, RelatedSpan } from '../../core/types';
 import { type Rule, type RuleContext, rel } from '../api';
 import { aliasRoots, asCall, assignedFrom, bufferRoots, withHelpers, callEvent, isFalseLiteral, isTrueLiteral, keyOf, mentions } from '../util';
@@ -433,20 +433,7 @@ function errorPathKeepsRaw(fn: FunctionFacts, key: string, from: number, ff: Fil
 }
 
 function reachesFrom(fn: FunctionFacts, from: number, to: number): boolean {
-  if (from === to) return true;
-  const seen = new Set<number>([from]);
-  const stack = [from];
-  while (stack.length) {
-    const id = stack.pop()!;
-    for (const s of fn.cfg.nodes[id].succ) {
-      if (s === to) return true;
-      if (!seen.has(s)) {
-        seen.add(s);
-        stack.push(s);
-      }
-    }
-  }
-  return false;
+  return reaches(fn.cfg, from, to);
 }
 
 /** Walks forward from the assignment to the first test of `key` on each path. */

@@ -3,6 +3,7 @@
  * function (`struct migrate_vma`, `struct hmm_range`), same-file callers and
  * callees, reachability, owner symbols.
  */
+import { reaches as reachesIn } from '../../core/flow';
 import { type AstNode, field, unwrap, walk } from '../../core/ast';
 import type { CfgNode } from '../../core/cfg';
 import { type CallFact, type FileFacts, type FunctionFacts, objectPath, rootOf } from '../../core/facts';
@@ -23,20 +24,7 @@ export function objectOf(n: AstNode | undefined, ff: FileFacts): string | undefi
 
 /** Whether CFG node `to` is reachable from `from` (following successors). */
 export function reaches(fn: FunctionFacts, from: number, to: number, stop?: (n: CfgNode) => boolean): boolean {
-  if (from === to) return true;
-  const seen = new Set<number>([from]);
-  const stack = [from];
-  while (stack.length) {
-    const id = stack.pop()!;
-    for (const s of fn.cfg.nodes[id].succ) {
-      if (s === to) return true;
-      if (seen.has(s)) continue;
-      seen.add(s);
-      if (stop && stop(fn.cfg.nodes[s])) continue;
-      stack.push(s);
-    }
-  }
-  return false;
+  return reachesIn(fn.cfg, from, to, stop);
 }
 
 /** Calls of functions named `callee` made from the other functions of this file. */
