@@ -17,6 +17,9 @@ import { mutations as netmem } from './mutations/netmem';
 import { mutations as p2pdma } from './mutations/p2pdma';
 import { mutations as pgmap } from './mutations/pgmap';
 import type { Mutation } from './mutations/types';
+import { spawnSync } from 'node:child_process';
+import * as os from 'node:os';
+import { reviewPatchText } from '../src/patch/review';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { ensureKernelTree } = require('../../../scripts/kernel-tree.js') as { ensureKernelTree(series: string): string };
@@ -64,6 +67,37 @@ test('mutation suite on Debian linux-source-6.12', { skip, timeout: 30 * 60 * 10
       assert.ok(hit, `${m.rule} not found on line ${want + 1}; got: ${findings.filter((f) => f.rule === m.rule).map((f) => lines.lineOf(f.span.start) + 1).join(', ') || 'nothing'}`);
     });
   }
+  // The same mutations as patches made with `diff -u`: whole-file mode (the tree at hand) must
+  // find each one on the added line; hunk mode (the patch alone) is counted.
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dmalens-mut-'));
+  let wholeFound = 0;
+  let hunkFound = 0;
+  for (const m of ALL) {
+    await t.test(`as a patch: ${m.rule}: ${m.what}`, () => {
+      const original = fs.readFileSync(path.join(tree, m.file), 'latin1');
+      const { text } = applyMutation(original, m);
+      const a = path.join(tmp, 'a');
+      const b = path.join(tmp, 'b');
+      fs.writeFileSync(a, original, 'latin1');
+      fs.writeFileSync(b, text, 'latin1');
+      const d = spawnSync('diff', ['-u', '--label', `a/${m.file}`, '--label', `b/${m.file}`, a, b], { encoding: 'latin1' });
+      assert.equal(d.status, 1, 'diff found the change');
+      const patch = `diff --git a/${m.file} b/${m.file}\n${d.stdout}`;
+      const [maj, min] = (m.kernel ?? '6.12').split('.').map(Number);
+      const kernelVersion = { major: maj, minor: min };
+      const want = new LineIndex(text).lineOf(applyMutation(original, m).at) + 1;
+      const hit = (r: ReturnType<typeof reviewPatchText>) => r.patches.some((p) => p.findings.some((f) => f.rule === m.rule && f.target?.line === want));
+      // includeExisting: a rule that reports once per function can pair the new finding with an old one
+      // of the same message elsewhere in the function; the line must still be found.
+      const whole = reviewPatchText(patch, analyzer, { kernelVersion, includeExisting: true, readTarget: (p) => (p === m.file ? original : undefined) });
+      const hunk = reviewPatchText(patch, analyzer, { kernelVersion });
+      if (hit(hunk)) hunkFound++;
+      assert.ok(hit(whole), `${m.rule} not found on target line ${want} in whole-file mode`);
+      wholeFound++;
+    });
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+  t.diagnostic(`as patches: whole-file mode ${wholeFound}/${ALL.length}, hunk mode alone ${hunkFound}/${ALL.length}`);
   const rows = RULES.map((r) => ({ rule: r.id, mutations: byRule.get(r.id)?.total ?? 0, found: byRule.get(r.id)?.found ?? 0 }));
   const total = rows.reduce((n, r) => n + r.mutations, 0);
   const found = rows.reduce((n, r) => n + r.found, 0);
