@@ -12,7 +12,7 @@
  * built at most once per analysis.
  */
 import type { Node } from 'web-tree-sitter';
-import { type AstNode, copyTree, field, TooDeep, unwrap, walk } from './ast';
+import { type AstNode, field, TooDeep, unwrap, walk } from './ast';
 import { buildFunctionCfg, type Cfg, type CfgNode } from './cfg';
 import type { ParsedFile } from './parser';
 import type { AnalysisNotice, AnalyzeOptions, Span } from './types';
@@ -89,6 +89,8 @@ export interface FunctionFacts {
   assigns: AssignFact[];
   /** Calls per CFG node, in evaluation order. */
   callsAt: Map<number, CallFact[]>;
+  /** Assignments per CFG node, in source order (transfer functions read this, not `assigns`). */
+  assignsAt: Map<number, AssignFact[]>;
   /** Local variable declarations: name -> type text. */
   locals: Map<string, string>;
   /** Designated initializers inside the function. */
@@ -194,8 +196,10 @@ export class FileFacts {
     const stack: Node[] = [root];
     while (stack.length) {
       const n = stack.pop()!;
-      for (let i = n.namedChildCount - 1; i >= 0; i--) {
-        const c = n.namedChild(i);
+      // All at once: namedChild(i) walks the children from the first each time (quadratic at the top level).
+      const children = n.namedChildren;
+      for (let i = children.length - 1; i >= 0; i--) {
+        const c = children[i];
         if (!c) continue;
         switch (c.type) {
           case 'function_definition':
@@ -254,7 +258,7 @@ export class FileFacts {
 
   private addTopDeclaration(n: Node): void {
     try {
-      const ast = copyTree(n);
+      const ast = this.doc.asts.copy(n);
       this.initializers.push(...collectInitializers(ast, this));
     } catch (e) {
       if (!(e instanceof TooDeep || e instanceof RangeError)) throw e;
@@ -287,13 +291,14 @@ export class FileFacts {
   // ------------------------------------------------------------- per function
 
   private buildFunction(info: FunctionInfo): FunctionFacts | null {
-    const ast = copyTree(info.tsNode);
+    const ast = this.doc.asts.copy(info.tsNode);
     const body = field(ast, 'body');
     if (!body) return null;
     const cfg = buildFunctionCfg(body, this.doc.sanitized.iterators, this.text);
     const calls: CallFact[] = [];
     const assigns: AssignFact[] = [];
     const callsAt = new Map<number, CallFact[]>();
+    const assignsAt = new Map<number, AssignFact[]>();
     const locals = new Map<string, string>();
     const initializers: InitializerFact[] = [];
     for (const node of cfg.nodes) {
@@ -310,7 +315,12 @@ export class FileFacts {
         calls.push(fact);
       }
       if (here.length) callsAt.set(node.id, here);
-      for (const a of assignmentsIn(node, this)) assigns.push(a);
+      for (const a of assignmentsIn(node, this)) {
+        assigns.push(a);
+        const at = assignsAt.get(node.id);
+        if (at) at.push(a);
+        else assignsAt.set(node.id, [a]);
+      }
       if (node.ast.type === 'declaration') {
         const typeNode = field(node.ast, 'type');
         const typeText = typeNode ? this.t(typeNode) : '';
@@ -344,7 +354,7 @@ export class FileFacts {
       });
     }
     for (const init of initializers) this.addRoles(init);
-    return { info, ast, body, cfg, calls, assigns, callsAt, locals, initializers };
+    return { info, ast, body, cfg, calls, assigns, callsAt, assignsAt, locals, initializers };
   }
 }
 

@@ -281,8 +281,7 @@ function applyNode(
   let cur = s;
   for (const c of calls) cur = applyCall(c, cur, lockFn, keyOf);
   // Remember `ret = dma_resv_lock_interruptible(...)` so `if (ret)` can refine.
-  for (const a of fn.assigns) {
-    if (a.cfgNode !== node.id) continue;
+  for (const a of fn.assignsAt.get(node.id) ?? []) {
     if (a.lhs in cur.pending) {
       const pending = { ...cur.pending };
       delete pending[a.lhs];

@@ -216,8 +216,8 @@ function checkFunction(ctx: RuleContext, fn: FunctionFacts): void {
       let s = s0;
       for (const c of fn.callsAt.get(node.id) ?? []) s = applyCall(c, s, false);
       // What the returned status variables hold: 1 = zero, 2 = non-zero.
-      for (const a of fn.assigns) {
-        if (a.cfgNode !== node.id || !returned.has(a.lhs)) continue;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
+        if (!returned.has(a.lhs)) continue;
         s = set(s, 'R:' + a.lhs, a.op === '=' && /^0$/.test(ff.t(a.rhs).trim()) ? 1 : 3);
       }
       // Handed on: no longer this function's to release.

@@ -107,8 +107,8 @@ export function cpuUses(fn: FunctionFacts, site: VmapSite, ff: FileFacts): CpuUs
       return true;
     });
     // Stored or returned as a plain pointer: the is_iomem flag is dropped.
-    for (const a of fn.assigns) {
-      if (a.cfgNode !== node.id || a.op !== '=') continue;
+    for (const a of fn.assignsAt.get(node.id) ?? []) {
+      if (a.op !== '=') continue;
       const l = objectPath(a.lhs);
       if (!l.includes('.')) continue;
       const r = unwrap(a.rhs);

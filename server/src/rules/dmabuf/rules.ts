@@ -256,8 +256,7 @@ function checkSgPage(ctx: RuleContext, fn: FunctionFacts, seeds: Map<string, Cal
           if (s.get(k) !== v) (m ??= new Map(s)).set(k, v);
         } else if ((m ?? s).has(k)) (m ??= new Map(s)).delete(k);
       };
-      for (const a of fn.assigns) {
-        if (a.cfgNode !== node.id) continue;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
         const l = objectPath(a.lhs);
         const cur = m ?? s;
         const c = asCall(a.rhs, fn);
@@ -684,8 +683,7 @@ function checkPins(
     transfer: (node, s) => {
       let cur = s;
       for (const c of fn.callsAt.get(node.id) ?? []) cur = transferCall(c, cur);
-      for (const a of fn.assigns) {
-        if (a.cfgNode !== node.id) continue;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
         const l = objectPath(a.lhs);
         const c = asCall(a.rhs, fn);
         if (c && c.name === 'dma_buf_pin') {

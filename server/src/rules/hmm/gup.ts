@@ -85,8 +85,7 @@ function flagValues(fn: FunctionFacts, ff: FileFacts): { at(node: number): Reado
     equals: (a, b) => a.size === b.size && [...a].every(([k, v]) => b.get(k)?.length === v.length),
     transfer: (node, s) => {
       let m: Map<string, Combos> | undefined;
-      for (const a of fn.assigns) {
-        if (a.cfgNode !== node.id) continue;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
         const l = objectPath(a.lhs);
         if (!flagVars.has(l)) continue;
         const cur = m ?? s;
@@ -238,8 +237,8 @@ function cpuSinks(fn: FunctionFacts, seeds: Map<string, CallFact>, fromNode: num
         for (const [k, v] of seeds) t.set(k, v);
         cur = { ...cur, tainted: t };
       }
-      for (const a of fn.assigns) {
-        if (a.cfgNode !== node.id || a.op !== '=') continue;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
+        if (a.op !== '=') continue;
         const l = objectPath(a.lhs);
         const src = lookup(cur, a.rhs);
         const t = new Map(cur.tainted);

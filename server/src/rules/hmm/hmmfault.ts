@@ -126,8 +126,8 @@ function seqStates(fn: FunctionFacts, obj: string, local: boolean, ff: FileFacts
     equals: (a, b) => a.bits === b.bits && Object.keys(a.pending).length === Object.keys(b.pending).length,
     transfer: (node, s) => {
       let cur = s;
-      for (const a of fn.assigns) {
-        if (a.cfgNode !== node.id || !cur.pending[objectPath(a.lhs)]) continue;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
+        if (!cur.pending[objectPath(a.lhs)]) continue;
         const pending = { ...cur.pending };
         delete pending[objectPath(a.lhs)];
         cur = { ...cur, pending };
@@ -139,8 +139,8 @@ function seqStates(fn: FunctionFacts, obj: string, local: boolean, ff: FileFacts
           cur = { bits: cur.bits & ~NONE ? cur.bits & ~NONE : cur.bits, pending: a ? { ...cur.pending, [objectPath(a.lhs)]: true } : cur.pending };
         }
       }
-      for (const a of fn.assigns) {
-        if (a.cfgNode !== node.id || objectPath(a.lhs) !== obj + '.notifier_seq') continue;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
+        if (objectPath(a.lhs) !== obj + '.notifier_seq') continue;
         const c = asCall(a.rhs, fn);
         cur = { ...cur, bits: c && c.name === 'mmu_interval_read_begin' ? FRESH : UNKNOWN };
       }

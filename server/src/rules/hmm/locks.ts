@@ -100,8 +100,8 @@ export function heldLocks(fn: FunctionFacts, ff: FileFacts): HeldLocks {
     equals: (a, b) => a.held.size === b.held.size && [...a.held].every((x) => b.held.has(x)) && Object.keys(a.pending).length === Object.keys(b.pending).length,
     transfer: (node, s) => {
       let cur = s;
-      for (const a of fn.assigns) {
-        if (a.cfgNode !== node.id || !cur.pending[objectPath(a.lhs)]) continue;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
+        if (!cur.pending[objectPath(a.lhs)]) continue;
         const pending = { ...cur.pending };
         delete pending[objectPath(a.lhs)];
         cur = { ...cur, pending };

@@ -300,8 +300,7 @@ function checkFinalize(ctx: RuleContext, fn: FunctionFacts, memo: Map<string, Su
     transfer: (node, s) => {
       let cur = s;
       for (const c of fn.callsAt.get(node.id) ?? []) cur = effect(c, cur);
-      for (const a of fn.assigns) {
-        if (a.cfgNode !== node.id) continue;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
         const l = objectPath(a.lhs);
         const rcall = asCall(a.rhs, fn);
         if (cur.pending[l] && !(rcall && (rcall.name === 'migrate_vma_setup' || rcall.name === 'migrate_device_range'))) {

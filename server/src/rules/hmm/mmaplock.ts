@@ -147,8 +147,8 @@ export class MmapLocks {
         if (!s.bits) return s; // an infeasible path under the valuation
         let cur = s;
         // A result variable assigned anything else no longer tells about the lock.
-        for (const a of fn.assigns) {
-          if (a.cfgNode !== node.id || !cur.pending[objectPath(a.lhs)]) continue;
+        for (const a of fn.assignsAt.get(node.id) ?? []) {
+          if (!cur.pending[objectPath(a.lhs)]) continue;
           const pending = { ...cur.pending };
           delete pending[objectPath(a.lhs)];
           cur = { ...cur, pending };

@@ -253,8 +253,7 @@ function checkFunction(ctx: RuleContext, fn: FunctionFacts, level: 'error' | 'wa
     equals: (a, b) => a.size === b.size && [...a.keys()].every((k) => b.has(k)),
     transfer: (node, s) => {
       let m: Map<string, Src> | undefined;
-      for (const a of fn.assigns) {
-        if (a.cfgNode !== node.id) continue;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
         const l = objectPath(a.lhs);
         const found = a.op === '=' && !s.has(READABLE) ? sourceOf(a.rhs, fn, ff) : undefined;
         const src = found && !s.has(FRAG_OK + found.of) ? found : undefined;

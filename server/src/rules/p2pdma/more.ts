@@ -557,7 +557,7 @@ function checkRefs(ctx: RuleContext, fn: FunctionFacts): void {
         if (TRYGET.has(c.name)) {
           const k = pgmapRef(c.args[0]);
           if (!k || node.kind === 'cond') continue;
-          const assigned = fn.assigns.find((a) => a.cfgNode === node.id && asCall(a.rhs, fn) === c);
+          const assigned = (fn.assignsAt.get(node.id) ?? []).find((a) => asCall(a.rhs, fn) === c);
           if (assigned) pending = new Map(pending).set(objectPath(assigned.lhs), { key: k, acq: i });
           else held = new Map(held).set(k, i);
         } else if (REF_PUT.has(c.name)) {
@@ -582,8 +582,7 @@ function checkRefs(ctx: RuleContext, fn: FunctionFacts): void {
           }
         }
       }
-      for (const a of fn.assigns) {
-        if (a.cfgNode !== node.id) continue;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
         const l = objectPath(a.lhs);
         const c = asCall(a.rhs, fn);
         if (c && c.name === 'get_dev_pagemap' && dpmKeys.has(l)) held = new Map(held).set(l, idx.get(c)!);

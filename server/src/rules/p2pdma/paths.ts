@@ -37,8 +37,7 @@ export function nonZeroVars(fn: FunctionFacts, ff: FileFacts): Array<Set<string>
     equals: (a, b) => a.size === b.size && [...a].every((x) => b.has(x)),
     transfer: (node, s) => {
       let out = s;
-      for (const a of fn.assigns) {
-        if (a.cfgNode !== node.id) continue;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
         const k = objectPath(a.lhs);
         const errno = a.op === '=' && isErrnoExpr(a.rhs, ff);
         if (errno && !out.has(k)) out = new Set(out).add(k);
@@ -152,6 +151,7 @@ export function switchCases(sw: AstNode, ff: FileFacts): { labels: string[]; has
 export function reachingDefs(fn: FunctionFacts, keys: ReadonlySet<string>, ff: FileFacts): Array<Map<string, Set<number>> | undefined> {
   type S = Map<string, Set<number>>;
   const entry: S = new Map([...keys].map((k) => [k, new Set([-1])]));
+  const assignIndex = new Map(fn.assigns.map((a, i) => [a, i]));
   const sol = solve<S>(fn.cfg, {
     entry,
     join: (a, b) => {
@@ -162,13 +162,14 @@ export function reachingDefs(fn: FunctionFacts, keys: ReadonlySet<string>, ff: F
     equals: (a, b) => [...keys].every((k) => (a.get(k)?.size ?? 0) === (b.get(k)?.size ?? 0) && [...(a.get(k) ?? [])].every((x) => b.get(k)?.has(x))),
     transfer: (node, s) => {
       let out = s;
-      fn.assigns.forEach((a, i) => {
-        if (a.cfgNode !== node.id || a.op !== '=') return;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
+        const i = assignIndex.get(a)!;
+        if (a.op !== '=') continue;
         const k = objectPath(a.lhs);
-        if (!keys.has(k)) return;
+        if (!keys.has(k)) continue;
         if (out === s) out = new Map(s);
         out.set(k, new Set([i]));
-      });
+      }
       return out;
     },
     branch: (node, s, idx) => {

@@ -123,8 +123,7 @@ export function solveTaint(fn: FunctionFacts, ff: FileFacts, spec: TaintSpec): A
     equals: (a, b) => a.size === b.size && [...a.keys()].every((k) => b.has(k)),
     transfer: (node, s) => {
       let m: Map<string, string> | undefined;
-      for (const a of fn.assigns) {
-        if (a.cfgNode !== node.id) continue;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
         const l = objectPath(a.lhs);
         const why = a.op === '=' ? spec.source(a.rhs) ?? copyOf(a.rhs, m ?? s, ff) : undefined;
         if (why) (m ??= new Map(s)).set(l, why);

@@ -265,8 +265,7 @@ function checkPrivateDmaMap(ctx: RuleContext, fn: FunctionFacts, privateMaps: Se
     equals: (a, b) => a.size === b.size && [...a.keys()].every((k) => b.has(k)),
     transfer: (node, s) => {
       let m: Map<string, string> | undefined;
-      for (const a of fn.assigns) {
-        if (a.cfgNode !== node.id) continue;
+      for (const a of fn.assignsAt.get(node.id) ?? []) {
         const l = objectPath(a.lhs);
         const why = sourceOf(a.rhs);
         if (why) (m ??= new Map(s)).set(l, why);
