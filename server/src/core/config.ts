@@ -11,6 +11,9 @@
  *   "kernelVersion": "6.12",
  *   "rules": { "disabled": ["P2P-CPU-MEMCPY"], "severity": { "DMABUF-LOCKING": "warning" } },
  *   "exclude": ["drivers/staging/**"],
+ *   "overrides": [
+ *     { "files": ["drivers/gpu/drm/acme/acme_dmabuf.c"], "disabled": ["DMABUF-LOCKING"] }
+ *   ],
  *   "lockWrappers": [
  *     { "name": "acme_bo_lock", "kind": "acquire", "arg": 0, "conditional": true, "suffix": ".base.resv" },
  *     { "name": "acme_bo_unlock", "kind": "release", "arg": 0, "suffix": ".base.resv" },
@@ -39,6 +42,13 @@ export interface HelperSpec {
   provider?: number;
 }
 
+/** Rule settings for some files of the project (globs relative to the project root, as in "exclude"). */
+export interface OverrideSpec {
+  files: string[];
+  disabled: string[];
+  severity: Record<string, Severity>;
+}
+
 export interface ProjectConfig {
   kernelVersion?: KernelVersion;
   disabledRules: string[];
@@ -46,6 +56,8 @@ export interface ProjectConfig {
   exclude: string[];
   lockWrappers: LockWrapperSpec[];
   helpers: Record<string, HelperSpec>;
+  /** Per-file rule settings, applied in order after "rules". */
+  overrides: OverrideSpec[];
 }
 
 export interface ConfigProblem {
@@ -55,10 +67,10 @@ export interface ConfigProblem {
 }
 
 export function emptyConfig(): ProjectConfig {
-  return { disabledRules: [], severity: {}, exclude: [], lockWrappers: [], helpers: {} };
+  return { disabledRules: [], severity: {}, exclude: [], lockWrappers: [], helpers: {}, overrides: [] };
 }
 
-const TOP_KEYS = new Set(['kernelVersion', 'rules', 'exclude', 'lockWrappers', 'helpers', '$schema']);
+const TOP_KEYS = new Set(['kernelVersion', 'rules', 'exclude', 'lockWrappers', 'helpers', 'overrides', '$schema']);
 const KINDS = new Set(['acquire', 'release', 'assert', 'try']);
 const RETURNS = new Set(['device-private-page', 'p2pmem', 'imported-sgt', 'errptr']);
 const IDENT = /^[A-Za-z_]\w*$/;
@@ -170,6 +182,51 @@ export function parseProjectConfig(text: string, knownRules: ReadonlySet<string>
         }
         break;
       }
+      case 'overrides': {
+        if (v.type !== 'array') {
+          bad(v, '"overrides" must be an array of {files, disabled?, severity?}');
+          break;
+        }
+        for (const item of v.children ?? []) {
+          const o = objectOf(item);
+          if (!o) {
+            bad(item, 'an override is an object {files: [globs], disabled?: [rule ids], severity?: {rule id: level}}');
+            continue;
+          }
+          for (const [key, node] of o) if (key !== 'files' && key !== 'disabled' && key !== 'severity') bad(keyNodeOf(item, key) ?? node, `unknown key "${key}" in an override (known: files, disabled, severity)`, 'warning');
+          const spec: OverrideSpec = { files: [], disabled: [], severity: {} };
+          const files = o.get('files');
+          if (!files || files.type !== 'array' || !files.children?.length) {
+            bad(files ?? item, '"files" must be a non-empty array of paths or globs relative to the project root');
+            continue;
+          }
+          for (const f of files.children) {
+            if (typeof f.value !== 'string' || !f.value) bad(f, 'a file pattern must be a non-empty string');
+            else if (f.value.startsWith('/') || f.value.split('/').includes('..')) bad(f, 'override file patterns are relative to the project root and may not leave it');
+            else spec.files.push(f.value);
+          }
+          const disabled = o.get('disabled');
+          if (disabled && disabled.type !== 'array') bad(disabled, '"disabled" must be an array of rule ids');
+          else
+            for (const r of disabled?.children ?? []) {
+              if (typeof r.value !== 'string') bad(r, 'a rule id must be a string');
+              else if (!knownRules.has(r.value)) bad(r, `unknown rule id "${r.value}"`, 'warning');
+              else spec.disabled.push(r.value);
+            }
+          const sev = o.get('severity');
+          if (sev && sev.type !== 'object') bad(sev, '"severity" must map rule ids to "error", "warning" or "info"');
+          else
+            for (const sp of sev?.children ?? []) {
+              const [sk, sv] = sp.children ?? [];
+              if (!sk || !sv) continue;
+              if (!knownRules.has(String(sk.value))) bad(sk, `unknown rule id "${sk.value}"`, 'warning');
+              else if (sv.value !== 'error' && sv.value !== 'warning' && sv.value !== 'info') bad(sv, 'severity must be "error", "warning" or "info"');
+              else spec.severity[String(sk.value)] = sv.value;
+            }
+          if (spec.files.length) config.overrides.push(spec);
+        }
+        break;
+      }
       case 'helpers': {
         if (v.type !== 'object') {
           bad(v, '"helpers" must map function names to {returns: ...}');
@@ -194,6 +251,11 @@ export function parseProjectConfig(text: string, knownRules: ReadonlySet<string>
   return { config, problems };
 }
 
+function keyNodeOf(obj: Node, key: string): Node | undefined {
+  for (const p of obj.children ?? []) if (p.children?.[0]?.value === key) return p.children[0];
+  return undefined;
+}
+
 function objectOf(n: Node): Map<string, Node> | undefined {
   if (n.type !== 'object') return undefined;
   const m = new Map<string, Node>();
@@ -210,6 +272,23 @@ export function kernelVersionFromMakefile(text: string): KernelVersion | undefin
   const minor = /^PATCHLEVEL\s*=\s*(\d+)\s*$/m.exec(text);
   if (!major || !minor) return undefined;
   return { major: Number(major[1]), minor: Number(minor[1]) };
+}
+
+/**
+ * The rule settings of the project for one file (its path relative to the
+ * project root, forward slashes): "rules", then every override whose
+ * "files" match, in order.
+ */
+export function rulesForPath(config: ProjectConfig, rel: string | undefined): { disabledRules: string[]; severity: Record<string, Severity> } {
+  const disabled = new Set(config.disabledRules);
+  const severity = { ...config.severity };
+  if (rel !== undefined)
+    for (const o of config.overrides) {
+      if (!o.files.some((p) => globToRegExp(p).test(rel))) continue;
+      for (const r of o.disabled) disabled.add(r);
+      Object.assign(severity, o.severity);
+    }
+  return { disabledRules: [...disabled], severity };
 }
 
 /** Whether a path (relative to the project root, forward slashes) matches one of the exclude globs. */
