@@ -18,8 +18,8 @@ function sources(dir: string): string[] {
 
 const FORBIDDEN = /^(vscode|vscode-languageserver.*|vscode-languageclient.*|vscode-jsonrpc.*|node:.*|fs|path|os|child_process|process|worker_threads|readline|net|http|https)$/;
 
-test('core, rules, model, view and patch import nothing from the editor, the protocol or the system', () => {
-  const dirs = ['core', 'rules', 'model', 'view', 'patch'].map((d) => path.join(SRC, d)).filter((d) => fs.existsSync(d));
+test('core, rules, model, view, patch and fixes import nothing from the editor, the protocol or the system', () => {
+  const dirs = ['core', 'rules', 'model', 'view', 'patch', 'fixes'].map((d) => path.join(SRC, d)).filter((d) => fs.existsSync(d));
   assert.ok(dirs.length >= 2);
   const bad: string[] = [];
   for (const dir of dirs) {
@@ -47,4 +47,24 @@ test('only core/positions.ts converts offsets to lines and columns', () => {
       bad.push(path.relative(SRC, file));
   }
   assert.deepEqual(bad, []);
+});
+
+test('restricted mode: the extension runs no program and opens no connection; it declares what it limits', () => {
+  const CLIENT = path.resolve(SRC, '../../client/src');
+  const bad: string[] = [];
+  for (const file of sources(CLIENT)) {
+    const text = fs.readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/(?:import|export)[^'"]*from\s*['"]([^'"]+)['"]|require\(\s*['"]([^'"]+)['"]\s*\)/g)) {
+      const mod = (m[1] ?? m[2]).replace(/^node:/, '');
+      if (/^(child_process|net|http|https|http2|dgram|tls|worker_threads|cluster)$/.test(mod)) bad.push(`${path.relative(CLIENT, file)} imports ${mod}`);
+    }
+    // The server is started from the extension's own files, by IPC: never a command from settings.
+    if (/TransportKind\.stdio|command:\s*(config|settings|vscode\.workspace)/.test(text)) bad.push(`${path.relative(CLIENT, file)} may start a configured program`);
+  }
+  assert.deepEqual(bad, []);
+  const manifest = JSON.parse(fs.readFileSync(path.resolve(SRC, '../../package.json'), 'utf8'));
+  const untrusted = manifest.capabilities?.untrustedWorkspaces;
+  assert.equal(untrusted?.supported, 'limited');
+  // dmalens.topology names a file to read: an untrusted workspace must not set it.
+  assert.ok(untrusted.restrictedConfigurations.includes('dmalens.topology'));
 });
