@@ -32,6 +32,13 @@ export interface Rule extends RuleInfo {
    * (lock wrappers, guards), without making the file matter by themselves.
    */
   context?: readonly string[];
+  /**
+   * Narrows `needs` when choosing the rules for a file (the file prefilter
+   * still uses `needs` alone): unless the file holds one of `unlessAny`, it
+   * must also hold one of `words`. A lock wrapper alone cannot make a user
+   * fault under the lock; the faulting call must be in the file too.
+   */
+  alsoNeeds?: { words: readonly string[]; unlessAny: readonly string[] };
   check(ctx: RuleContext): void;
 }
 

@@ -238,6 +238,11 @@ export const dmabufResvFault: Rule = {
     'ttm_bo_reserve', 'amdgpu_bo_reserve', 'xe_bo_lock', 'i915_gem_object_lock', 'i915_gem_object_lock_interruptible', 'drm_exec_lock_obj', 'drm_exec_prepare_obj', 'msm_gem_lock',
   ],
   context: Object.keys(LOCK_FNS),
+  // It fires at a user fault under a lock, at dma_resv_add_fence, at a ww-mutex dma_resv_lock, or in a signalling section.
+  alsoNeeds: {
+    words: [...USER_FAULTS],
+    unlessAny: ['dma_resv_lock', 'dma_resv_lock_interruptible', 'dma_resv_add_fence', 'dma_fence_begin_signalling'],
+  },
   check(ctx) {
     checkFaults(ctx);
     checkFences(ctx);
