@@ -52,6 +52,12 @@ export interface LocatedFinding {
   related: LocatedRelated[];
   /** The model's run (`check --explain`). */
   explanation?: LocatedExplanation;
+  /** A finding in a patch (cli/patch.ts): where it is in the patched source file. */
+  target?: { file: string; line: number };
+  /** A finding in a patch: the patch's subject. */
+  subject?: string;
+  /** A finding in a patch (with --all): it was there before the patch. */
+  existing?: boolean;
 }
 
 export interface FileFindings {
@@ -153,6 +159,12 @@ export interface JsonFinding {
   message: string;
   function?: string;
   related?: { line: number; column: number; message: string }[];
+  /** A finding in a patch: the place in the patched source (line one-based, in the file after the patch). */
+  target?: { file: string; line: number };
+  /** A finding in a patch: the patch's subject (without its `[PATCH ...]` prefix). */
+  subject?: string;
+  /** A finding in a patch, reported with `--all`: the tree had it before the patch. */
+  existing?: boolean;
   /** With `check --explain`: the model's run. */
   explanation?: JsonExplanation;
 }
@@ -183,6 +195,9 @@ export function jsonDocument(
           message: r.message,
         }));
       }
+      if (f.target) j.target = { file: f.target.file, line: f.target.line };
+      if (f.subject !== undefined) j.subject = f.subject;
+      if (f.existing) j.existing = true;
       if (f.explanation) j.explanation = explanationJson(f.explanation.run, f.explanation.locations);
       findings.push(j);
     }

@@ -7,6 +7,7 @@
  *   dmalens rules [--format text|json]  list the rules
  *   dmalens p2p --topology FILE PROVIDER CLIENT...   the kernel's P2PDMA decision on a topology (./p2p.ts)
  *   dmalens explain RULE [options]      the rule's reference run on the simulated machine (./explain.ts)
+ *   dmalens fix [--dry-run] PATH...     apply the safe fixes in place, or print them as a diff (./fix.ts)
  *   dmalens help | --help | --version
  *
  * Exit codes: 0 no error-severity finding, 1 at least one, 2 usage or I/O
@@ -20,9 +21,27 @@ import { Analyzer } from '../core/analyzer';
 import { LineIndex } from '../core/positions';
 import type { AnalysisResult, AnalyzeOptions, Finding, KernelVersion, RuleInfo, Severity } from '../core/types';
 import { loadWasm } from '../node/assets';
+import { ProjectFiles } from '../node/project';
 import { EXPLAIN_USAGE, explainCommand, explainFinding, ExplainUsageError } from './explain';
-import { collectFiles, KernelPaths, readSource } from './files';
+import { BulkAnalysis, type Prepared } from './bulk';
+import { collectFiles, readSource } from './files';
 import { P2P_USAGE, p2pCommand, P2pUsageError } from './p2p';
+import {
+  checkPatchFile,
+  formatTerse,
+  isPatchInput,
+  isStdin,
+  PATCH_CHECK_OPTIONS,
+  PatchCheck,
+  patchCheckOptions,
+  PatchUsageError,
+  readStdin,
+  REPLY_USAGE,
+  replyCommand,
+  STDIN_ARG,
+  withStdin,
+} from './patch';
+import { FIX_USAGE, fixCommand, FixUsageError } from './fix';
 import {
   compareStrings,
   formatJson,
@@ -54,9 +73,13 @@ export const DEFAULT_MAX_SIZE = 4_000_000;
 
 export const USAGE = `Usage:
   dmalens check [options] PATH...   analyse C files, and .c/.h files under directories
+  dmalens check [options] FILE.patch|FILE.mbx|FILE.eml|-
+                                     review patches, patch mail and series (- reads standard input)
   dmalens rules [--format text|json] list the rules
 ${P2P_USAGE}
 ${EXPLAIN_USAGE}
+${REPLY_USAGE}
+${FIX_USAGE}
   dmalens help                       show this text
   dmalens --version                  print the version
 
@@ -69,6 +92,7 @@ Options for check:
   --max-size BYTES           skip files larger than this (default ${DEFAULT_MAX_SIZE})
   --summary                  print a summary line on stderr
   --explain                  add the model's run to each finding (JSON: "explanation"; text: under the finding)
+${PATCH_CHECK_OPTIONS}
 
 Exit status: 0 no error-severity finding, 1 at least one, 2 usage or I/O error.
 `;
@@ -171,6 +195,10 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
         'max-size': { type: 'string' },
         summary: { type: 'boolean' },
         explain: { type: 'boolean' },
+        tree: { type: 'string' },
+        'no-tree': { type: 'boolean' },
+        all: { type: 'boolean' },
+        terse: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }),
@@ -188,13 +216,15 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
   const severity = parseSeverities(values.severity ?? []);
   const maxSize = parseMaxSize(values['max-size']);
   if (positionals.length === 0) throw new UsageError(`check: no files or directories given (see 'dmalens help')`);
+  const patchOptions = patchCheckOptions(values, format, maxSize);
 
   const analyzer = await createAnalyzer();
   const rules = analyzer.rules();
   warnUnknownRules([...disabled, ...Object.keys(severity)], rules, io);
 
   const started = Date.now();
-  const { files, errors } = await collectFiles(positionals);
+  const { files, errors } = await collectFiles(positionals.filter((p) => p !== STDIN_ARG));
+  const inputs = withStdin(files, positionals);
   const problems: FileProblem[] = [];
   const report = (file: string, message: string, fatal: boolean): void => {
     problems.push({ file, message, fatal });
@@ -202,25 +232,62 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
   };
   for (const e of errors) report(e.file, e.message, true);
 
-  const kernelPaths = new KernelPaths();
   const results: FileFindings[] = [];
   const counts: Record<Severity, number> = { error: 0, warning: 0, info: 0 };
   let analysed = 0;
-  for (const file of files) {
-    const read = await readSource(file, maxSize);
+  // Many files: worker threads read, prefilter and analyse ahead of this loop, in order (./bulk.ts).
+  // The nearest .dmalens.json above each file applies; the command line wins (../node/project.ts).
+  const cli = { kernelVersion, disabledRules: disabled, severity };
+  const projects = new ProjectFiles(new Set(rules.map((r) => r.id)));
+  const told = new Set<string>();
+  const optionsFor = (file: string): AnalyzeOptions | undefined => {
+    const at = isStdin(file) ? path.join(process.cwd(), '-') : file;
+    const project = projects.find(path.dirname(path.resolve(at)));
+    if (project && !told.has(project.file)) {
+      told.add(project.file);
+      for (const line of project.problemLines) io.err(`dmalens: ${line}\n`);
+    }
+    const o = projects.optionsFor(at, cli);
+    return o && isStdin(file) ? { ...o, path: undefined } : o;
+  };
+  const excluded = new Set(files.filter((f) => optionsFor(f) === undefined));
+  const bulk = BulkAnalysis.start(
+    files.filter((f) => !excluded.has(f)),
+    { maxSize, options: cli },
+  );
+  for (const file of inputs) {
+    if (excluded.has(file)) {
+      analysed++;
+      continue;
+    }
+    const fileOptions = optionsFor(file) ?? { ...cli };
+    const read: Prepared = (await bulk?.take(file)) ?? (isStdin(file) ? await readStdin(maxSize) : await readSource(file, maxSize));
     if ('skipped' in read) {
       report(file, read.fatal ? read.skipped : `skipped: ${read.skipped}`, read.fatal);
       continue;
     }
-    const options: AnalyzeOptions = {
-      kernelVersion,
-      disabledRules: disabled,
-      severity,
-      path: await kernelPaths.pathFor(file),
-    };
+    if (read.quiet) {
+      analysed++;
+      continue;
+    }
+    if (isPatchInput(file, read.text, isStdin(file))) {
+      const found = checkPatchFile(
+        new PatchCheck(analyzer, { ...patchOptions, kernelVersion: fileOptions.kernelVersion, disabled: [...(fileOptions.disabledRules ?? [])], severity: fileOptions.severity }),
+        file,
+        read,
+        format,
+        io.out,
+        report,
+      );
+      analysed++;
+      for (const f of found) counts[f.severity]++;
+      if (format !== 'text') results.push({ file, findings: found });
+      continue;
+    }
+    const options: AnalyzeOptions = fileOptions;
     let result: AnalysisResult;
     try {
-      result = analyzer.analyzeText(read.text, options);
+      result = read.analysed ? read.analysed() : analyzer.analyzeText(read.text, options);
     } catch (e) {
       // The core reports problems as notices; an exception is a bug: say which file, go on.
       report(file, `analysis failed: ${e instanceof Error ? e.message : String(e)}`, true);
@@ -239,16 +306,17 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
       : undefined;
     const findings = locateFindings(result.findings, index, read.encoding, explain);
     for (const f of findings) counts[f.severity]++;
-    if (format === 'text') io.out(formatText(file, findings));
+    if (format === 'text') io.out(patchOptions.terse ? formatTerse(file, findings) : formatText(file, findings));
     else results.push({ file, findings });
   }
+  await bulk?.close();
 
   if (format === 'json') io.out(formatJson(results, problems));
   else if (format === 'sarif') io.out(formatSarif(results, problems, rules, version()));
 
   if (values.summary) {
     const secs = ((Date.now() - started) / 1000).toFixed(2);
-    const skipped = files.length - analysed;
+    const skipped = inputs.length - analysed;
     io.err(
       `dmalens: ${analysed} file${analysed === 1 ? '' : 's'} analysed` +
         (skipped ? `, ${skipped} skipped` : '') +
@@ -298,6 +366,18 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
           return p2pCommand(rest, io, parse);
         } catch (e) {
           throw e instanceof P2pUsageError ? new UsageError(e.message) : e;
+        }
+      case 'reply':
+        try {
+          return await replyCommand(rest, io, { parse, analyzer: createAnalyzer, kernelVersion: parseKernelVersion, severities: parseSeverities, maxSize: DEFAULT_MAX_SIZE });
+        } catch (e) {
+          throw e instanceof PatchUsageError ? new UsageError(e.message) : e;
+        }
+      case 'fix':
+        try {
+          return await fixCommand(rest, io, parse, USAGE);
+        } catch (e) {
+          throw e instanceof FixUsageError ? new UsageError(e.message) : e;
         }
       case 'explain':
         try {

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import type { Analyzer } from '../core/analyzer';
 import { decodeBytes } from '../core/text';
 import type { AnalyzeOptions, WorkspaceFacts } from '../core/types';
-import { mayMatter } from '../rules/registry';
+import { mayMatterBytes } from '../rules/registry';
 import { combineWorkspaceFacts, type FileLockFacts } from '../rules/workspace';
 
 export interface WorkspaceStats {
@@ -85,8 +85,8 @@ function* workspaceSteps(analyzer: Analyzer, files: readonly string[], options: 
     } catch {
       continue;
     }
-    // The prefilter on the raw bytes (latin1 keeps every byte), decoding only what matters.
-    if (raw.length > maxSize || !mayMatter(raw.toString('latin1'))) continue;
+    // The prefilter on the raw bytes, decoding only what matters.
+    if (raw.length > maxSize || !mayMatterBytes(raw)) continue;
     const d = decodeBytes(raw);
     if ('binary' in d) continue;
     const text = d.text;
