@@ -3,12 +3,14 @@
 /**
  * Builds (minified bundles) and packages the extension:
  *
- *   node scripts/package.js        -> dmalens-<version>.vsix in the repository root
+ *   node scripts/package.js                 -> dmalens-<version>.vsix in the repository root
+ *   node scripts/package.js --out FILE      -> FILE (the end-to-end test packages into a folder of its own)
  *
  * Runs `vsce package --no-dependencies` (the bundles carry every dependency),
  * then reads the .vsix's zip directory and checks that it holds only what
- * .vscodeignore lets in: the bundles, the wasm images, the rule docs, the
- * grammar, the icon and the manifest files. Prints the size.
+ * .vscodeignore lets in: the client and language-server bundles (not the
+ * CLI's), the wasm images, the rule docs, the grammar, the icon and the
+ * manifest files. Prints the size.
  */
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -55,7 +57,8 @@ const ALLOWED = [
   /^extension\/LICENSE(\.txt)?$/i,
   /^extension\/images\/icon\.png$/,
   /^extension\/client\/dist\/[^/]+\.js$/,
-  /^extension\/server\/dist\/[^/]+\.(js|wasm)$/,
+  /^extension\/server\/dist\/server\.js$/,
+  /^extension\/server\/dist\/[^/]+\.wasm$/,
   /^extension\/docs\/rules\/[^/]+\.md$/,
   /^extension\/syntaxes\/.+$/,
 ];
@@ -70,7 +73,9 @@ const REQUIRED = [
 
 function main() {
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-  const out = path.join(ROOT, `${pkg.name}-${pkg.version}.vsix`);
+  const i = process.argv.indexOf('--out');
+  if (i >= 0 && !process.argv[i + 1]) throw new Error('--out needs a file name');
+  const out = i >= 0 ? path.resolve(process.argv[i + 1]) : path.join(ROOT, `${pkg.name}-${pkg.version}.vsix`);
 
   run(process.execPath, [path.join(ROOT, 'scripts', 'build.js'), '--minify']);
 

@@ -11,11 +11,18 @@
  * source still exists: tsc -b never deletes the output of a removed test.
  * DMALENS_SKIP_KERNEL=1 skips the real-kernel test (which downloads Debian's
  * linux-source-6.12 once, into a cache outside the repository).
+ *
+ * Then the editor tests (server/test/e2e.*.test.ts, scripts/e2e.js): VS Code
+ * through code-server and chromium, and Neovim. The first run installs
+ * chromium, neovim and the build packages (as root) and code-server into
+ * the cache; DMALENS_SKIP_E2E=1 skips them. The exit status is non-zero
+ * when either part fails.
  */
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { ensureBuilt } = require('./ensure-built');
+const { E2E, runE2E } = require('./e2e');
 
 const ROOT = path.resolve(__dirname, '..');
 const SRC = path.join(ROOT, 'server', 'test');
@@ -33,7 +40,7 @@ function testFiles(dir = OUT) {
   for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) files.push(...testFiles(p));
-    else if (e.name.endsWith('.test.js')) {
+    else if (e.name.endsWith('.test.js') && !(dir === OUT && E2E.test(e.name))) {
       const source = path.join(SRC, path.relative(OUT, p)).replace(/\.js$/, '.ts');
       if (fs.existsSync(source)) files.push(path.relative(ROOT, p));
     }
@@ -61,4 +68,10 @@ if (r.error) {
   process.stderr.write(`dmalens: ${r.error.message}\n`);
   process.exit(1);
 }
-process.exit(r.status ?? 1);
+const unit = r.status ?? 1;
+// The editor tests run after the unit tests, whatever those gave; a run filtered by name is about unit tests.
+const filtered = process.argv.slice(2).some((a) => a.startsWith('--test-name-pattern') || a.startsWith('--test-only'));
+if (filtered) process.stderr.write('dmalens: editor tests not run (the run is filtered by name; npm run test:e2e runs them)\n');
+const e2e = filtered ? 0 : runE2E(process.argv.slice(2));
+if (unit !== 0) process.stderr.write(`dmalens: the unit tests failed (exit ${unit})\n`);
+process.exit(unit !== 0 ? unit : e2e);

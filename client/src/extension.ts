@@ -1,7 +1,8 @@
 /**
  * The DMA Lens VS Code extension: a thin client that starts the language
- * server (server/dist/server.js, over IPC) for C files and shows its state,
- * and shows the model's runs in a webview (./runPanel.ts).
+ * server (server/dist/server.js, over IPC) for C files and patches and shows
+ * its state, shows the model's runs in a webview (./runPanel.ts), and has the
+ * patch review commands (./patch.ts).
  * Everything about analysis lives in the server.
  */
 import * as vscode from 'vscode';
@@ -12,6 +13,7 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
 } from 'vscode-languageclient/node';
+import { PATCH_LANGUAGES, registerPatchCommands } from './patch';
 import { RunPanels, trustShowRunLinks } from './runPanel';
 
 const CLIENT_ID = 'dmalens'; // also the settings section: `dmalens.trace.server` is honoured by the client
@@ -25,7 +27,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   output = vscode.window.createOutputChannel(CLIENT_NAME, { log: true });
   context.subscriptions.push(output);
 
-  status = vscode.languages.createLanguageStatusItem('dmalens.status', { language: 'c' });
+  status = vscode.languages.createLanguageStatusItem('dmalens.status', [{ language: 'c' }, { language: 'diff' }, { language: 'kernel-mail' }]);
   status.name = CLIENT_NAME;
   status.text = 'DMA Lens';
   context.subscriptions.push(status);
@@ -35,6 +37,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand('dmalens.showOutput', () => output?.show(true)),
     vscode.commands.registerCommand('dmalens.restartServer', () => restart(context)),
     ...new RunPanels(context, () => client, output).register(),
+    ...registerPatchCommands(() => client, output),
   );
 
   // Not awaited: activation stays cheap; the status item shows progress.
@@ -59,6 +62,11 @@ function createClient(context: vscode.ExtensionContext): LanguageClient {
     documentSelector: [
       { scheme: 'file', language: 'c' },
       { scheme: 'untitled', language: 'c' },
+      // Patch review: diffs, patch mail and series, and plain text the server finds to be a patch.
+      ...PATCH_LANGUAGES.flatMap((language) => [
+        { scheme: 'file', language },
+        { scheme: 'untitled', language },
+      ]),
       { scheme: 'file', pattern: '**/.dmalens.json' },
     ],
     synchronize: {
