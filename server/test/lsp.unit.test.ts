@@ -55,7 +55,11 @@ describe('settings', () => {
     assert.equal(parseSettings({ topology: '' }).settings.topology, undefined);
     assert.equal(parseSettings({ topology: 'hw/lspci.txt' }).settings.topology, 'hw/lspci.txt');
     // Every dmalens.* setting is either read by the server or the client's trace setting.
-    const known = ['enable', 'kernelVersion', 'rules.disabled', 'rules.severity', 'maxFileSize', 'topology', 'trace.server'];
+    const known = ['enable', 'kernelVersion', 'rules.disabled', 'rules.severity', 'maxFileSize', 'topology', 'patch.showExisting', 'trace.server'];
+    assert.equal(props['dmalens.patch.showExisting'].default, false);
+    assert.equal(parseSettings({ patch: { showExisting: true } }).settings.patchShowExisting, true);
+    assert.equal(parseSettings({ 'patch.showExisting': true }).settings.patchShowExisting, true);
+    assert.deepEqual(parseSettings({ patch: { showExisting: 'yes' } }).problems, ['dmalens.patch.showExisting: expected true or false']);
     for (const k of Object.keys(props)) assert.ok(known.includes(k.replace(/^dmalens\./, '')), `unknown setting ${k}`);
   });
 

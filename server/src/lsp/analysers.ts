@@ -2,12 +2,30 @@
  * Per-language analysers the document store plugs in by languageId. Each one
  * keeps whatever state it wants per open document (the C analyser: one parsed
  * tree, reparsed incrementally) and turns a document's text into an
- * AnalysisResult whose spans are offsets into that same text. A patch / mail
- * analyser (languageId `diff`, later) implements the same interface and maps
- * its findings back to the patch text itself.
+ * AnalysisResult whose spans are offsets into that same text. The patch /
+ * mail analyser (languageIds `diff`, `kernel-mail`, `plaintext`: ./patch.ts)
+ * implements the same interface and maps its findings back to the patch text
+ * itself.
  */
 import type { Analyzer, ParsedFile } from '../core/analyzer';
-import type { AnalysisResult, AnalyzeOptions } from '../core/types';
+import type { AnalysisResult, AnalyzeOptions, Severity, Span } from '../core/types';
+
+/** What an analyser may want to know about the document besides its text. */
+export interface AnalysisContext {
+  uri: string;
+  languageId?: string;
+  /** Whole-file patch review: also report the findings the tree had before the patch (`dmalens.patch.showExisting`). */
+  patchShowExisting?: boolean;
+  /** Files larger than this many bytes are not read (`dmalens.maxFileSize`). */
+  maxFileSize?: number;
+}
+
+/** A problem with the document itself that is not a finding (a broken hunk in a patch), shown as a diagnostic. */
+export interface DocumentProblem {
+  span: Span;
+  message: string;
+  severity: Severity;
+}
 
 export interface DocumentAnalyser<State = unknown> {
   /** Short name for logs. */
@@ -20,20 +38,51 @@ export interface DocumentAnalyser<State = unknown> {
    * Returns the new state to keep. May throw; then the analyser has already
    * freed everything, `state` included, and the caller just reports it.
    */
-  analyze(text: string, state: State | undefined, options: AnalyzeOptions): { result: AnalysisResult; state: State };
+  analyze(
+    text: string,
+    state: State | undefined,
+    options: AnalyzeOptions,
+    context?: AnalysisContext,
+  ): { result: AnalysisResult; state: State; problems?: DocumentProblem[] };
+  /**
+   * Whether the analyser takes a document with this text at all (the patch
+   * analyser takes `plaintext` only when it looks like a patch). Absent:
+   * every document of its languageIds. A document it does not take gets no
+   * diagnostics, not even a notice.
+   */
+  accepts?(text: string, languageId: string): boolean;
   /** Frees a document's state (closed, or no longer analysed). Never throws. */
   dispose(state: State): void;
 }
 
-/** Kernel C: one tree per document, reparsed incrementally. */
+/**
+ * Source characters whose trees the C analyser keeps between analyses. A
+ * tree takes about 30 bytes of wasm memory per character of source, and wasm
+ * memory never shrinks: 50 large files open would hold 0.8 GB. Past this
+ * budget the least recently analysed documents lose their tree (the next
+ * edit there parses the file afresh, 40 ms for 450 KB); the most recent one
+ * always keeps it.
+ */
+export const TREE_BUDGET = 1_000_000;
+
+/** Kernel C: one tree per document, reparsed incrementally; trees kept within TREE_BUDGET. */
 export class CAnalyser implements DocumentAnalyser<ParsedFile> {
   readonly name = 'c';
   readonly languageIds = ['c'] as const;
+  /** Documents' live trees, least recently analysed first. */
+  private readonly kept: ParsedFile[] = [];
 
-  constructor(private readonly analyzer: Analyzer) {}
+  constructor(
+    private readonly analyzer: Analyzer,
+    private readonly treeBudget = TREE_BUDGET,
+  ) {}
 
   analyze(text: string, state: ParsedFile | undefined, options: AnalyzeOptions): { result: AnalysisResult; state: ParsedFile } {
     let parsed: ParsedFile;
+    if (state) this.forget(state);
+    // Room first: wasm memory keeps its high-water mark, so the trees kept and the
+    // one being made must fit the budget together.
+    this.trim(text.length);
     try {
       parsed = this.analyzer.parse(text, state && !state.deleted ? state : undefined);
     } catch (e) {
@@ -41,7 +90,9 @@ export class CAnalyser implements DocumentAnalyser<ParsedFile> {
       throw e;
     }
     try {
-      return { result: this.analyzer.analyze(parsed, options), state: parsed };
+      const result = this.analyzer.analyze(parsed, options);
+      this.keep(parsed);
+      return { result, state: parsed };
     } catch (e) {
       this.dispose(parsed);
       throw e;
@@ -49,11 +100,42 @@ export class CAnalyser implements DocumentAnalyser<ParsedFile> {
   }
 
   dispose(state: ParsedFile): void {
+    this.forget(state);
     try {
       state.delete();
     } catch {
       /* a tree that cannot be freed is leaked, not fatal */
     }
+  }
+
+  /** Number of documents holding a tree, and their characters (for tests and logs). */
+  keptTrees(): { documents: number; characters: number } {
+    return { documents: this.kept.length, characters: this.kept.reduce((n, p) => n + p.text.length, 0) };
+  }
+
+  private keep(parsed: ParsedFile): void {
+    this.kept.push(parsed);
+    this.trim(0);
+  }
+
+  /** Frees the least recently analysed trees until `extra` more characters fit (the newest tree always stays). */
+  private trim(extra: number): void {
+    let total = extra;
+    for (const p of this.kept) total += p.text.length;
+    while (this.kept.length > (extra ? 0 : 1) && total > this.treeBudget) {
+      const old = this.kept.shift()!;
+      total -= old.text.length;
+      try {
+        old.delete();
+      } catch {
+        /* leaked, not fatal */
+      }
+    }
+  }
+
+  private forget(state: ParsedFile): void {
+    const i = this.kept.indexOf(state);
+    if (i >= 0) this.kept.splice(i, 1);
   }
 }
 

@@ -12,6 +12,7 @@ import type { Finding, RuleInfo } from '../core/types';
 import type { Run } from '../model/types';
 import type { RuleDocs } from './docs';
 import { commandLinkTarget, escapeMarkdown, markdownLinkTarget } from './markdown';
+import { patchHoverLines } from './patch';
 import { toRange } from './translate';
 
 /** The client command that opens a finding's run (arguments: uri, rule, range). */
@@ -59,6 +60,8 @@ export function findingMarkdown(f: Finding, ctx: HoverContext): string {
     lines.push('');
     lines.push(`In function ${escapeMarkdown(f.functionName)}\\(\\)`);
   }
+  // A finding in a patch: where it is in the patched file, and how it was judged.
+  for (const l of patchHoverLines(f)) lines.push('', l);
   if (f.related.length > 0) {
     lines.push('');
     for (const r of f.related) {

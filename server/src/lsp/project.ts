@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type ConfigProblem, emptyConfig, isExcluded, kernelVersionFromMakefile, parseProjectConfig, type ProjectConfig } from '../core/config';
+import { type ConfigProblem, emptyConfig, isExcluded, kernelVersionFromMakefile, parseProjectConfig, type ProjectConfig, rulesForPath } from '../core/config';
 import type { AnalyzeOptions, KernelVersion } from '../core/types';
 import { loadTopology } from '../model/lspci';
 import type { Topology } from '../model/pcie';
@@ -137,15 +137,17 @@ export class Projects {
     return { world: { topology: value.topology, cpu: value.topology?.cpu } };
   }
 
-  /** Settings and project merged into the core's options. */
-  merge(base: AnalyzeOptions, project: Project | undefined): AnalyzeOptions {
+  /** Settings and project merged into the core's options; with `uri`, the project's per-file overrides apply too. */
+  merge(base: AnalyzeOptions, project: Project | undefined, uri?: string): AnalyzeOptions {
     if (!project) return base;
     const c = project.config;
+    const file = uri ? toPath(uri) : undefined;
+    const forFile = rulesForPath(c, file && isInside(file, project.root) ? path.relative(project.root, file).split(path.sep).join('/') : undefined);
     return {
       ...base,
       kernelVersion: base.kernelVersion ?? c.kernelVersion ?? project.makefileVersion,
-      disabledRules: [...new Set([...c.disabledRules, ...(base.disabledRules ?? [])])],
-      severity: { ...c.severity, ...base.severity },
+      disabledRules: [...new Set([...forFile.disabledRules, ...(base.disabledRules ?? [])])],
+      severity: { ...forFile.severity, ...base.severity },
       lockWrappers: c.lockWrappers,
       helpers: c.helpers,
     };

@@ -44,6 +44,8 @@ import {
 } from './explain';
 import { hoverAt } from './hover';
 import { KernelRoots } from './paths';
+import { PatchFeatures, problemToDiagnostic } from './patch';
+import { CodeActions } from './actions';
 import { isConfigUri, type Project, Projects } from './project';
 import { WorkspaceScan } from './workspaceScan';
 import { analyzeOptions, DEFAULT_SETTINGS, parseInitOptions, parseSettings, type Settings } from './settings';
@@ -83,6 +85,24 @@ export class DmaLensServer {
   private readonly store = new DocumentStore((id) => this.analysers.forLanguage(id));
   private readonly roots = new KernelRoots();
   private readonly projects = new Projects(() => new Set(this.ruleInfo.keys()));
+  /** Patch review: the patch analyser's readTarget, CodeLenses, dmalens/draftReply (./patch.ts). */
+  private readonly patch = new PatchFeatures({
+    document: (uri) => this.store.get(uri),
+    analysedNow: (d) => this.analysedNow(d),
+    projects: this.projects,
+    error: (m) => this.error(m),
+  });
+  /** Quick fixes, fix all, explain and disable-rule code actions (./actions.ts). */
+  private readonly actions = new CodeActions({
+    document: (uri) => this.store.get(uri),
+    analysedNow: (d) => this.analysedNow(d),
+    analyzer: () => this.analyzerReady,
+    options: async (d) => this.projects.merge(analyzeOptions(await this.settingsFor(d.uri), this.roots.relativePath(d.uri)), this.projects.projectFor(d.uri), d.uri),
+    projects: this.projects,
+    commandLinks: () => this.commandLinks,
+    hasRun: (f, uri) => !!this.runs.runFor(f, this.worlds.get(uri)),
+    error: (m) => this.error(m),
+  });
   /** Cross-file lock facts of a kernel tree open as a workspace folder (background scan). */
   private readonly scan = new WorkspaceScan();
   /** Config files whose problems are currently published. */
@@ -100,6 +120,8 @@ export class DmaLensServer {
   private readonly settingsCache = new Map<string, Promise<Settings>>();
   private readonly loggedProblems = new Set<string>();
   private readonly debounceMs: number;
+  /** When each document last changed (the leading-edge debounce, changeDelay). */
+  private readonly changedAt = new WeakMap<OpenDocument, number>();
   private readonly slowMs: number;
   private shuttingDown = false;
   /** Set once the client sent `initialized`; messages to the client wait for it. */
@@ -117,6 +139,7 @@ export class DmaLensServer {
       try {
         const analyzer = await create();
         this.analysers.register(new CAnalyser(analyzer));
+        this.analysers.register(this.patch.createAnalyser(analyzer));
         this.ruleInfo = new Map(analyzer.rules().map((r) => [r.id, r]));
         return analyzer;
       } catch (e) {
@@ -158,7 +181,7 @@ export class DmaLensServer {
       this.guard('didChange', (p) => {
         const d = this.store.change(p.textDocument.uri, p.textDocument.version, p.contentChanges);
         if (d && isConfigUri(d.uri)) this.configEdited(d.uri, d.text);
-        if (d) this.schedule(d, this.debounceMs);
+        if (d) this.schedule(d, this.changeDelay(d));
       }),
     );
     c.onDidCloseTextDocument(
@@ -195,6 +218,8 @@ export class DmaLensServer {
     );
 
     c.onRequest(ExplainRequest, (p: unknown) => this.explainRequest(p));
+    this.patch.listen(c);
+    this.actions.listen(c);
     c.onRequest(ModelRulesRequest, () =>
       this.safely('modelRules', [] as ModelRule[], () =>
         scenarioRules()
@@ -210,7 +235,7 @@ export class DmaLensServer {
       this.safely('documentInfo', null, (): DocumentInfo | null => {
         const d = p && typeof p.uri === 'string' ? this.store.get(p.uri) : undefined;
         if (!d) return null;
-        const info: DocumentInfo = { uri: d.uri, languageId: d.languageId, version: d.version, analysed: !!d.analyser };
+        const info: DocumentInfo = { uri: d.uri, languageId: d.languageId, version: d.version, analysed: !!d.analyser && (!d.analyser.accepts || d.analyser.accepts(d.text, d.languageId)) };
         if (d.last) {
           info.analysedVersion = d.last.version;
           info.findings = d.last.findings.length;
@@ -248,6 +273,8 @@ export class DmaLensServer {
           capabilities: {
             textDocumentSync: { openClose: true, change: TextDocumentSyncKind.Incremental },
             hoverProvider: true,
+            ...this.patch.capabilities(params.capabilities),
+            ...this.actions.capabilities(params.capabilities),
           },
           serverInfo: { name: 'dmalens-language-server', version: SERVER_VERSION },
         };
@@ -346,6 +373,20 @@ export class DmaLensServer {
 
   // ---- analysis -----------------------------------------------------------
 
+  /**
+   * The debounce after an edit, on its leading edge: an edit that comes
+   * debounceMs or more after the previous one (typing at up to 25 keys a
+   * second), with no analysis pending, is analysed at once, so it costs no
+   * wait; edits closer together wait, and a burst of them is analysed once.
+   */
+  private changeDelay(d: OpenDocument): number {
+    const now = Date.now();
+    const last = this.changedAt.get(d);
+    this.changedAt.set(d, now);
+    if (d.timer) return this.debounceMs;
+    return last !== undefined && now - last < this.debounceMs ? this.debounceMs : 0;
+  }
+
   private schedule(d: OpenDocument, delayMs: number): void {
     if (this.shuttingDown) return;
     const gen = ++d.generation;
@@ -372,6 +413,13 @@ export class DmaLensServer {
 
     const version = d.version;
     const text = d.text;
+    if (analyser.accepts && !analyser.accepts(text, d.languageId)) {
+      // Not for this analyser after all (plain text that is not a patch): no diagnostics, no notice.
+      d.dropState();
+      d.last = undefined;
+      this.publish(d.uri, version, []);
+      return;
+    }
     if (!settings.enable) {
       d.dropState();
       d.last = undefined;
@@ -403,9 +451,9 @@ export class DmaLensServer {
     const previous = d.state;
     d.state = undefined; // consumed by analyze(), whatever happens
     try {
-      const options = this.projects.merge(analyzeOptions(settings, this.roots.relativePath(d.uri)), project);
+      const options = this.projects.merge(analyzeOptions(settings, this.roots.relativePath(d.uri)), project, d.uri);
       if (this.scan.facts && project && this.projects.kernelRoot() === project.root) options.workspace = this.scan.facts;
-      out = analyser.analyze(text, previous, options);
+      out = analyser.analyze(text, previous, options, { uri: d.uri, languageId: d.languageId, patchShowExisting: settings.patchShowExisting, maxFileSize: settings.maxFileSize });
     } catch (e) {
       d.last = undefined;
       this.error(`analysis of ${d.uri} (version ${version}) failed: ${describe(e)}`);
@@ -429,6 +477,7 @@ export class DmaLensServer {
       if (isShownNotice(n)) diagnostics.push(noticeToDiagnostic(n, text, version, index));
       else this.warn(`${d.uri}: ${n.rule ? n.rule + ': ' : ''}${n.message}`);
     }
+    for (const p of out.problems ?? []) diagnostics.push(problemToDiagnostic(p, index));
     d.last = { version, text, index, findings: result.findings, errorNodes: result.errorNodes };
     this.publish(d.uri, version, diagnostics);
   }

@@ -17,6 +17,8 @@ export interface Settings {
   maxFileSize: number;
   /** Topology file for the model's runs (lspci -tvnn or JSON), relative to the workspace folder. */
   topology?: string;
+  /** `dmalens.patch.showExisting`: patch review also reports findings the patch does not add (default false). */
+  patchShowExisting?: boolean;
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
@@ -92,6 +94,11 @@ export function parseSettings(raw: unknown): { settings: Settings; problems: str
   const topo = raw.topology;
   if (typeof topo === 'string' && topo.trim() !== '') s.topology = topo.trim();
   else if (topo !== undefined && topo !== null && typeof topo !== 'string') problems.push('dmalens.topology: expected a path (string)');
+
+  const patch = isRecord(raw.patch) ? raw.patch : {};
+  const showExisting = get(patch.showExisting, 'patch.showExisting');
+  if (typeof showExisting === 'boolean') s.patchShowExisting = showExisting;
+  else if (showExisting !== undefined && showExisting !== null) problems.push('dmalens.patch.showExisting: expected true or false');
 
   const max = raw.maxFileSize;
   if (typeof max === 'number' && Number.isFinite(max) && max >= 0) s.maxFileSize = max;

@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Analyzer } from '../core/analyzer';
 import type { AnalyzeOptions, WorkspaceFacts } from '../core/types';
-import { collectWorkspaceFactsAsync, type WorkspaceStats } from '../node/workspace';
+import { collectWorkspaceFactsAsync, type WorkspaceResult, type WorkspaceStats } from '../node/workspace';
+import { collectWorkspaceFactsInWorkers, type WorkspaceRun } from '../node/workspaceWorkers';
 
 /** Every .c file under `root`, skipping dot folders and symlinks (bounded). */
 export function cFilesUnder(root: string, limit = 200_000): string[] {
@@ -32,8 +33,12 @@ export function cFilesUnder(root: string, limit = 200_000): string[] {
   return out.sort();
 }
 
+/** Workspaces with fewer .c files are scanned in the server's own thread. */
+export const WORKER_MIN_FILES = 1000;
+
 export class WorkspaceScan {
   private generation = 0;
+  private running?: WorkspaceRun;
   facts?: WorkspaceFacts;
   stats?: WorkspaceStats;
 
@@ -42,7 +47,21 @@ export class WorkspaceScan {
     const gen = ++this.generation;
     setImmediate(() => {
       const files = cFilesUnder(root);
-      collectWorkspaceFactsAsync(analyzer, files, options, { cancelled: () => gen !== this.generation })
+      // A tree: in a worker thread, so the scan never holds up an edit (a 6.12 tree keeps
+      // it busy for seconds). A few files: here, in slices (a worker takes 0.3 s to start);
+      // here too when no worker can run.
+      const inProcess = () => collectWorkspaceFactsAsync(analyzer, files, options, { cancelled: () => gen !== this.generation });
+      let scan: Promise<WorkspaceResult | undefined>;
+      this.running?.cancel();
+      this.running = undefined;
+      try {
+        if (files.length < WORKER_MIN_FILES) throw new Error('few files');
+        this.running = collectWorkspaceFactsInWorkers(files, options, { workers: 1 });
+        scan = this.running.result.catch(() => (gen === this.generation ? inProcess() : undefined));
+      } catch {
+        scan = inProcess();
+      }
+      scan
         .then((r) => {
           if (!r || gen !== this.generation) return;
           this.facts = r.facts;
@@ -55,5 +74,7 @@ export class WorkspaceScan {
 
   cancel(): void {
     this.generation++;
+    this.running?.cancel();
+    this.running = undefined;
   }
 }
