@@ -87,14 +87,19 @@ export function applyFile(pre: string, file: FileDiff): Applied | NotApplied {
     const h = file.hunks[hi];
     const lines = logicalLines(h);
     const want = lines.filter((l) => l.kind !== '+');
-    const expected = (h.oldCount === 0 ? h.oldStart : h.oldStart - 1) + drift;
     const last = old.length - want.length;
+    // Where the header says the hunk starts, clamped to where it can start: the
+    // search order (nearest first) is the same, and a header claiming line
+    // 99999999999999999999 (past 2^53, where d++ stops counting) cannot hang it.
+    const claimed = (h.oldCount === 0 ? h.oldStart : h.oldStart - 1) + drift;
+    const expected = Number.isFinite(claimed) ? Math.max(at, Math.min(claimed, Math.max(at, last))) : at;
     const matches = (p: number) => {
       for (let i = 0; i < want.length; i++) if (!same(old[p + i], want[i])) return false;
       return true;
     };
     let pos = -1;
-    const reach = Math.max(expected - at, last - expected) + 1;
+    // Nearest first, over the lines a hunk can start at ([at, last]).
+    const reach = Math.max(expected - at, last - expected);
     for (let d = 0; d <= reach && pos < 0; d++) {
       for (const p of d === 0 ? [expected] : [expected - d, expected + d]) {
         if (p >= at && p <= last && matches(p)) {
@@ -103,7 +108,7 @@ export function applyFile(pre: string, file: FileDiff): Applied | NotApplied {
         }
       }
     }
-    if (pos < 0) return { ok: false, hunk: hi, message: mismatch(old, want, Math.max(at, expected), h, hi) };
+    if (pos < 0) return { ok: false, hunk: hi, message: mismatch(old, want, Number.isFinite(claimed) ? Math.max(at, Math.min(claimed, old.length)) : at, h, hi) };
     offsets.push(pos - (h.oldCount === 0 ? h.oldStart : h.oldStart - 1));
     drift = offsets[hi];
     for (; at < pos; at++) {

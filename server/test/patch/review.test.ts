@@ -463,3 +463,15 @@ test('a 50-patch series: every hazard found once, on its line, in both modes', a
     assert.deepEqual(got, want);
   }
 });
+
+test('a hunk header claiming a line past 2^53 is searched for from the nearest place, not counted up to', () => {
+  const pre = 'a\nb\nc\nd\n';
+  const patch = ['--- a/x.c', '+++ b/x.c', '@@ -99999999999999999999,2 +1,3 @@', ' b', '+b2', ' c', ''].join('\n');
+  const t0 = Date.now();
+  const r = applyFile(pre, parseDiff(patch).files[0]);
+  assert.ok(Date.now() - t0 < 1000);
+  assert.ok(r.ok);
+  if (r.ok) assert.equal(r.text, 'a\nb\nb2\nc\nd\n');
+  const bad = applyFile(pre, parseDiff(patch.replace(' c\n', ' z\n')).files[0]);
+  assert.equal(bad.ok, false);
+});
