@@ -7,16 +7,52 @@
  *   const doc2 = analyzer.parse(newText, doc);       // incremental; doc is consumed
  *   doc2.delete();                                   // free the tree when dropped
  */
-import { CParser, type ParsedFile, type WasmImages } from './parser';
+import { Parser } from 'web-tree-sitter';
+import { adoptRuntime, verifyRuntime } from './ast';
+import { CParser, MAX_TEXT_CHARS, type ParsedFile, type WasmImages } from './parser';
 import type { AnalysisResult, AnalyzeOptions, RuleInfo } from './types';
 import { mayMatter, runRules, ruleInfos } from '../rules/registry';
 import { type FileLockFacts, fileLockFacts, lockAtCalls } from '../rules/workspace';
+
+let runtimeReady: Promise<void> | undefined;
+
+/**
+ * Starts web-tree-sitter before CParser does (a second `Parser.init` reuses
+ * the module): the options object handed to `Parser.init` becomes its
+ * emscripten module, which the AST copy can call directly (core/ast.ts).
+ */
+async function initRuntime(runtime: Uint8Array): Promise<void> {
+  const module = { wasmBinary: runtime };
+  await Parser.init(module);
+  adoptRuntime(module);
+}
+
+/** Errors, a MISSING node, fields, operators, comments: what the copy must get right. */
+const RUNTIME_SAMPLE = `static int f(struct s *p, int n) /* c */ {
+  int a = !p->x && n > 1 || -n; // c
+  if ((a += 2)) return *p;
+  x = (int)&y[3] << sizeof(long);
+  g(a,;
+  for (i = 0; i < n; i++) { h(i) }
+}
+int k( {
+`;
 
 export class Analyzer {
   private constructor(private readonly parser: CParser) {}
 
   static async create(wasm: WasmImages): Promise<Analyzer> {
-    return new Analyzer(await CParser.load(wasm));
+    runtimeReady ??= initRuntime(wasm.runtime);
+    await runtimeReady;
+    const analyzer = new Analyzer(await CParser.load(wasm));
+    // Once: the AST copy calls the cursor functions directly only if that copies this sample as TreeCursor does.
+    const sample = analyzer.parse(RUNTIME_SAMPLE);
+    try {
+      verifyRuntime(sample.tree.rootNode);
+    } finally {
+      sample.delete();
+    }
+    return analyzer;
   }
 
   /** Parses `text`; with `previous`, incrementally (and `previous` is consumed). */

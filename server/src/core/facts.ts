@@ -97,6 +97,14 @@ export interface FunctionFacts {
   initializers: InitializerFact[];
 }
 
+/**
+ * Functions (and top-level declarations) longer than this are not analysed; a
+ * `too-large` notice says so. The largest function that matters in Linux 6.12
+ * is 60 KB (gfx_v8_0_tiling_mode_table_init); copying and analysing a function
+ * takes time linear in its size, and a multi-megabyte one is generated code.
+ */
+export const MAX_FUNCTION_CHARS = 256 * 1024;
+
 export class FileFacts {
   readonly text: string;
   readonly functions = new Map<string, FunctionInfo>();
@@ -105,6 +113,8 @@ export class FileFacts {
   /** Parts of the file that could not be analysed, and why. */
   readonly notices: AnalysisNotice[] = [];
   private readonly fnFacts = new Map<string, FunctionFacts | null>();
+  /** The function a rule asked for last (the runner names it when the rule throws). */
+  current: FunctionInfo | undefined;
   private interestingStarts: number[] | undefined;
 
   constructor(
@@ -152,12 +162,17 @@ export class FileFacts {
 
   /** Per-function facts (AST copy, calls, CFG), built once. A function too deep to analyse is skipped, with a notice. */
   fn(name: string): FunctionFacts | undefined {
-    if (this.fnFacts.has(name)) return this.fnFacts.get(name) ?? undefined;
     const info = this.functions.get(name);
+    if (info) this.current = info;
+    if (this.fnFacts.has(name)) return this.fnFacts.get(name) ?? undefined;
     let facts: FunctionFacts | null = null;
-    if (info) {
+    if (info && info.end - info.start > MAX_FUNCTION_CHARS) {
+      this.notices.push({ kind: 'too-large', message: `${name}() is ${info.end - info.start} characters long, over the ${MAX_FUNCTION_CHARS}-character limit for one function; it was not analysed`, span: info.nameSpan });
+    } else if (info) {
+      const t0 = this.options.timing ? performance.now() : 0;
       try {
         facts = this.buildFunction(info);
+        if (this.options.timing) this.options.timing('function facts (within rules)', performance.now() - t0);
       } catch (e) {
         if (!(e instanceof TooDeep || e instanceof RangeError)) throw e;
         this.notices.push({ kind: 'too-deep', message: `${name}(): ${e instanceof TooDeep ? e.message : 'nesting too deep'}; not analysed`, span: info.nameSpan });
@@ -257,6 +272,10 @@ export class FileFacts {
   }
 
   private addTopDeclaration(n: Node): void {
+    if (n.endIndex - n.startIndex > MAX_FUNCTION_CHARS) {
+      this.notices.push({ kind: 'too-large', message: `a declaration of ${n.endIndex - n.startIndex} characters, over the ${MAX_FUNCTION_CHARS}-character limit, was not analysed`, span: { start: n.startIndex, end: n.startIndex } });
+      return;
+    }
     try {
       const ast = this.doc.asts.copy(n);
       this.initializers.push(...collectInitializers(ast, this));
@@ -468,6 +487,9 @@ export function exprKey(n: AstNode, ff: { t(n: AstNode): string }): string | und
  * and drops a leading `&` or `*`.
  */
 export function objectPath(key: string): string {
+  // Rules ask this in their inner loops: most keys are plain names, returned as they are.
+  const c = key.charCodeAt(0);
+  if (c !== 38 /* & */ && c !== 42 /* * */ && !key.includes('->')) return key;
   return key.replace(/^[&*]+/, '').replace(/->/g, '.');
 }
 

@@ -58,19 +58,80 @@ const OTHER_ITERATORS = new Set(['scoped_guard', 'scoped_cond_guard', 'xa_for_ea
 
 const BARE_RE = new RegExp(`\\b(?:${BARE_ANNOTATIONS.join('|')})\\b`, 'g');
 const CALL_RE = new RegExp(`\\b(?:${CALL_ANNOTATIONS.join('|')})\\s*\\(`, 'g');
-const ITER_RE = /\b([A-Za-z_]\w*)\s*\(/g;
+/**
+ * Iterator candidates: `for_each` anywhere in a name, or an OTHER_ITERATORS name. Each hit is
+ * widened to its whole identifier, which gives the names /\b([A-Za-z_]\w*)\s*\(/ would find,
+ * without visiting every call of the file.
+ */
+const ITER_HINT_RE = new RegExp(`for_each|${[...OTHER_ITERATORS].filter((n) => !n.includes('for_each')).join('|')}`, 'g');
+const OPEN_PAREN_RE = /\s*\(/y;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+// ignoreBOM: a leading U+FEFF is text here and must stay (same length).
+const utf16 = new TextDecoder('utf-16le', { ignoreBOM: true });
+
+function isWordCode(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+}
+
+/** The next `name\s*(` whose name is an iterator candidate, from `from` on. */
+function nextIteratorCall(src: string, from: number): { index: number; name: string; open: number } | undefined {
+  ITER_HINT_RE.lastIndex = from;
+  for (let m = ITER_HINT_RE.exec(src); m; m = ITER_HINT_RE.exec(src)) {
+    let start = m.index;
+    while (start > 0 && isWordCode(src.charCodeAt(start - 1))) start--;
+    let end = m.index + m[0].length;
+    while (end < src.length && isWordCode(src.charCodeAt(end))) end++;
+    ITER_HINT_RE.lastIndex = end;
+    const first = src.charCodeAt(start);
+    if (first >= 48 && first <= 57) continue; // not an identifier (/[A-Za-z_]\w*/ finds no start inside a word)
+    const name = src.slice(start, end);
+    if (!name.includes('for_each') && !OTHER_ITERATORS.has(name)) continue;
+    OPEN_PAREN_RE.lastIndex = end;
+    if (!OPEN_PAREN_RE.test(src)) continue;
+    return { index: start, name, open: OPEN_PAREN_RE.lastIndex - 1 };
+  }
+  return undefined;
+}
 const STRUCT_ARG_RE = /([(,]\s*)(struct|union|enum)(\s+[A-Za-z_]\w*\s*(?:\*\s*)?[,)])/g;
 
-export function sanitize(src: string): Sanitized {
-  const out = src.split('');
-  let touched = false;
-  const blank = (from: number, to: number) => {
-    for (let i = from; i < to; i++) {
-      const c = out[i];
-      if (c !== '\n' && c !== '\r') out[i] = ' ';
+/** The text's UTF-16 code units, copied once the first rewrite happens (most files have one). */
+class Rewrite {
+  private units: Uint16Array | undefined;
+  constructor(private readonly src: string) {}
+  private get buf(): Uint16Array {
+    if (!this.units) {
+      const n = this.src.length;
+      const u = new Uint16Array(n);
+      for (let i = 0; i < n; i++) u[i] = this.src.charCodeAt(i);
+      this.units = u;
     }
-    touched = true;
-  };
+    return this.units;
+  }
+  /** Spaces over [from, to), line breaks kept. */
+  blank(from: number, to: number): void {
+    const u = this.buf;
+    for (let i = from; i < to; i++) {
+      const c = u[i];
+      if (c !== 10 && c !== 13) u[i] = 32;
+    }
+  }
+  set(i: number, c: string): void {
+    this.buf[i] = c.charCodeAt(0);
+  }
+  text(): string {
+    if (!this.units) return this.src;
+    const u = this.units;
+    // Only ASCII is ever written, so well-formed text stays well-formed and decodes exactly.
+    if (LITTLE_ENDIAN && (this.src as unknown as { isWellFormed?: () => boolean }).isWellFormed?.()) return utf16.decode(u);
+    let s = '';
+    for (let i = 0; i < u.length; i += 8192) s += String.fromCharCode.apply(null, u.subarray(i, i + 8192) as unknown as number[]);
+    return s;
+  }
+}
+
+export function sanitize(src: string): Sanitized {
+  const out = new Rewrite(src);
+  const blank = (from: number, to: number) => out.blank(from, to);
 
   BARE_RE.lastIndex = 0;
   for (let m = BARE_RE.exec(src); m; m = BARE_RE.exec(src)) {
@@ -111,25 +172,22 @@ export function sanitize(src: string): Sanitized {
   }
 
   const iterators = new Map<number, string>();
-  ITER_RE.lastIndex = 0;
-  for (let m = ITER_RE.exec(src); m; m = ITER_RE.exec(src)) {
-    const name = m[1];
-    if (!(name.includes('for_each') || OTHER_ITERATORS.has(name))) continue;
+  for (let m = nextIteratorCall(src, 0); m; m = nextIteratorCall(src, m.open + 1)) {
+    const name = m.name;
     if (name.length < 5) continue;
     if (!atStatementStart(src, m.index)) continue;
-    const open = m.index + m[0].length - 1;
+    const open = m.open;
     const close = matchParen(src, open);
     if (close < 0) continue;
     const next = nextNonSpace(src, close + 1);
     if (next < 0) continue;
     const c = src[next];
     if (!(c === '{' || c === '*' || c === '(' || /[A-Za-z_]/.test(c))) continue;
-    for (let i = 0; i < name.length; i++) out[m.index + i] = i < 5 ? 'while'[i] : ' ';
-    touched = true;
+    for (let i = 0; i < name.length; i++) out.set(m.index + i, i < 5 ? 'while'[i] : ' ');
     iterators.set(m.index, name);
   }
 
-  return { text: touched ? out.join('') : src, iterators };
+  return { text: out.text(), iterators };
 }
 
 /** Index of the `)` matching the `(` at `open`, skipping strings, chars and comments; -1 if none. */

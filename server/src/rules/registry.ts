@@ -146,7 +146,10 @@ export function runRules(doc: ParsedFile, options: AnalyzeOptions, candidates?: 
     (rule) => !disabled.has(rule.id) && !(rule.since && cmp(version, rule.since) < 0) && !(rule.until && cmp(version, rule.until) > 0),
   );
   if (!running.length) return { findings, notices, errorNodes };
+  const timing = options.timing;
+  let t0 = timing ? performance.now() : 0;
   const ff = new FileFacts(doc, functionPattern(options, running), options);
+  if (timing) timing('facts', performance.now() - t0);
   const cache = new Map<string, unknown>();
   for (const rule of running) {
     const severityOverride = options.severity?.[rule.id];
@@ -171,8 +174,10 @@ export function runRules(doc: ParsedFile, options: AnalyzeOptions, candidates?: 
       },
     };
     ff.current = undefined;
+    if (timing) t0 = performance.now();
     try {
       rule.check(ctx);
+      if (timing) timing(`rule:${rule.id}`, performance.now() - t0);
     } catch (e) {
       // Where: the function the rule was looking at last (the others' findings still come).
       const at: FileFacts['current'] = (ff as FileFacts).current;

@@ -9,7 +9,8 @@ import { type AstNode, field, unwrap, walk } from '../../core/ast';
 import type { CfgNode } from '../../core/cfg';
 import { truths } from '../../core/conditions';
 import { type CallFact, type FileFacts, type FunctionFacts, objectPath, rootOf } from '../../core/facts';
-import { solve } from '../../core/flow';
+import { reaches as reachesIn, solve } from '../../core/flow';
+import { LineIndex } from '../../core/positions';
 import type { CodeEvent, RelatedSpan } from '../../core/types';
 import { type Rule, type RuleContext, rel } from '../api';
 import { aliasRoots, callEvent } from '../util';
@@ -40,7 +41,7 @@ interface Site {
 }
 
 function resultKey(fn: FunctionFacts, call: CallFact): string | undefined {
-  for (const a of fn.assigns) if (a.op === '=' && a.cfgNode === call.cfgNode && unwrap(a.rhs) === call.node) return objectPath(a.lhs);
+  for (const a of fn.assignsAt.get(call.cfgNode) ?? []) if (a.op === '=' && unwrap(a.rhs) === call.node) return objectPath(a.lhs);
   return undefined;
 }
 
@@ -58,12 +59,28 @@ function fieldMapDirs(ctx: RuleContext): Map<string, { dir: string; call: CallFa
     const out = new Map<string, { dir: string; call: CallFact }>();
     const bad = new Set<string>();
     for (const fn of analysed(ctx)) {
+      // Members assigned from each local (`vb->sgt = sgt;`), found once per function.
+      let storedIn: Map<string, string[]> | undefined;
+      const membersOf = (k: string): string[] => {
+        if (!storedIn) {
+          storedIn = new Map();
+          for (const a of fn.assigns) {
+            if (a.op !== '=' || !objectPath(a.lhs).includes('.')) continue;
+            const from = pathOf(a.rhs, ctx.ff);
+            if (from === undefined) continue;
+            const list = storedIn.get(from) ?? [];
+            list.push(objectPath(a.lhs).split('.').pop()!);
+            storedIn.set(from, list);
+          }
+        }
+        return storedIn.get(k) ?? [];
+      };
       for (const c of fn.calls) {
         if (!MAP.has(c.name)) continue;
         const k = resultKey(fn, c);
         if (!k) continue;
         // The member the table ends up in: directly, or through a local (`vb->sgt = sgt;`).
-        const members = k.includes('.') ? [k.split('.').pop()!] : fn.assigns.filter((a) => a.op === '=' && pathOf(a.rhs, ctx.ff) === k && objectPath(a.lhs).includes('.')).map((a) => objectPath(a.lhs).split('.').pop()!);
+        const members = k.includes('.') ? [k.split('.').pop()!] : membersOf(k);
         const d = dirConstant(c.args[1], ctx.ff);
         for (const f of members) {
           const old = out.get(f);
@@ -95,7 +112,11 @@ function checkFunction(ctx: RuleContext, fn: FunctionFacts): void {
   const mapOf = new Map<string, Site[]>();
   for (const s of sites.values()) {
     if (ATTACH.has(s.call.name)) attachOf.set(s.key, s);
-    if (MAP.has(s.call.name)) mapOf.set(s.key, [...(mapOf.get(s.key) ?? []), s]);
+    if (MAP.has(s.call.name)) {
+      const list = mapOf.get(s.key);
+      if (list) list.push(s);
+      else mapOf.set(s.key, [s]);
+    }
   }
   const fieldDirs = fieldMapDirs(ctx);
   const unmappers = new Set<string>();
@@ -262,10 +283,17 @@ function checkFunction(ctx: RuleContext, fn: FunctionFacts): void {
   }
 
   // Detach while a mapping of the attachment is live; put while an attachment of the buffer is attached.
+  // A walk per site only when what it looks for lies ahead of it (each walk is linear in the function).
+  const budget: Budget = { steps: EXPLORE_BUDGET };
+  const detaches = fn.calls.filter((c) => c.name === 'dma_buf_detach');
+  const putCalls = fn.calls.filter((c) => c.name === 'dma_buf_put');
+  const ahead = (from: CallFact, among: readonly CallFact[], calls: (c: CallFact) => boolean) => among.some((c) => calls(c) && reaches(fn, from.cfgNode, c.cfgNode));
+  const errorReturns = fn.cfg.nodes.filter((n) => n.kind === 'return' && isErrorReturn(n, ff));
   for (const m of sites.values()) {
     if (!MAP.has(m.call.name) || !m.of) continue;
+    if (!ahead(m.call, detaches, (c) => pathOf(c.args[1], ff) === m.of)) continue;
     const unmaps = (c: CallFact) => (UNMAP.has(c.name) && pathOf(c.args[1], ff) === m.key) || (unmappers.has(c.name) && c.args.some((a) => pathOf(a, ff) === m.key));
-    const { hits } = explore(fn, m.call, m.key, ff, returned, { releases: unmaps, hit: (c) => c.name === 'dma_buf_detach' && pathOf(c.args[1], ff) === m.of, callsKeepLocal: true });
+    const { hits } = explore(fn, m.call, m.key, ff, returned, { releases: unmaps, hit: (c) => c.name === 'dma_buf_detach' && pathOf(c.args[1], ff) === m.of, callsKeepLocal: true, budget });
     for (const d of hits)
       report(
         d.node,
@@ -279,9 +307,12 @@ function checkFunction(ctx: RuleContext, fn: FunctionFacts): void {
     const buf = a.of;
     const fromGet = [...sites.values()].some((x) => x.call.name === 'dma_buf_get' && x.key === buf);
     if (!fromGet || fn.calls.some((c) => c.name === 'get_dma_buf' && pathOf(c.args[0], ff) === buf)) continue;
+    const puts = (c: CallFact) => c.name === 'dma_buf_put' && !!pathOf(c.args[0], ff) && sameBuffer(pathOf(c.args[0], ff)!, buf, fn, ff);
+    if (!ahead(a.call, putCalls, puts)) continue;
     const { hits } = explore(fn, a.call, a.key, ff, returned, {
       releases: (c) => c.name === 'dma_buf_detach' && pathOf(c.args[1], ff) === a.key,
-      hit: (c) => c.name === 'dma_buf_put' && !!pathOf(c.args[0], ff) && sameBuffer(pathOf(c.args[0], ff)!, buf, fn, ff),
+      hit: puts,
+      budget,
     });
     for (const p of hits)
       report(
@@ -296,7 +327,8 @@ function checkFunction(ctx: RuleContext, fn: FunctionFacts): void {
   for (const src of sites.values()) {
     const isAttach = ATTACH.has(src.call.name);
     if (!isAttach && src.call.name !== 'dma_buf_get') continue;
-    const rets = leakingReturns(fn, src.call, src.key, ff, returned, (c) => (isAttach ? c.name === 'dma_buf_detach' && pathOf(c.args[1], ff) === src.key : c.name === 'dma_buf_put' && pathOf(c.args[0], ff) === src.key));
+    if (!errorReturns.some((r) => reaches(fn, src.call.cfgNode, r.id))) continue;
+    const rets = leakingReturns(fn, src.call, src.key, ff, returned, (c) => (isAttach ? c.name === 'dma_buf_detach' && pathOf(c.args[1], ff) === src.key : c.name === 'dma_buf_put' && pathOf(c.args[0], ff) === src.key), budget);
     if (!rets.length) continue;
     const what = isAttach ? 'attachment' : 'reference';
     report(
@@ -316,8 +348,38 @@ function checkFunction(ctx: RuleContext, fn: FunctionFacts): void {
  * with what each returned status variable holds (zero or not), so
  * `if (ret) dma_buf_detach(...); return ret;` is understood.
  */
-function leakingReturns(fn: FunctionFacts, call: CallFact, key: string, ff: FileFacts, returned: Set<string>, releases: (c: CallFact) => boolean): CfgNode[] {
-  return explore(fn, call, key, ff, returned, { releases }).returns;
+function leakingReturns(fn: FunctionFacts, call: CallFact, key: string, ff: FileFacts, returned: Set<string>, releases: (c: CallFact) => boolean, budget?: Budget): CfgNode[] {
+  return explore(fn, call, key, ff, returned, { releases, budget }).returns;
+}
+
+/**
+ * Steps the walks of one function may take together. A realistic function
+ * (the kernel's largest that matters, 60 KB) takes a few ten thousand; a
+ * generated one with thousands of map sites ahead of thousands of nodes
+ * would take billions. Past the budget the walks stop: fewer findings, never
+ * wrong ones.
+ */
+const EXPLORE_BUDGET = 400_000;
+interface Budget {
+  steps: number;
+}
+
+const failVarsMemo = new WeakMap<FunctionFacts, Map<string, Set<string>>>();
+/** Variables assigned `IS_ERR(key)` (or another error test of it), once per function and key. */
+function failVarsOf(fn: FunctionFacts, key: string, ff: FileFacts): Set<string> {
+  let m = failVarsMemo.get(fn);
+  if (!m) failVarsMemo.set(fn, (m = new Map()));
+  let out = m.get(key);
+  if (out) return out;
+  out = new Set<string>();
+  for (const a of fn.assigns) {
+    const u = unwrap(a.rhs);
+    if (u.type !== 'call_expression') continue;
+    const f = field(u, 'function');
+    if (f && ERR_TESTS.has(ff.t(f)) && pathOf(field(u, 'arguments')?.children[0], ff) === key) out.add(objectPath(a.lhs));
+  }
+  m.set(key, out);
+  return out;
 }
 
 /**
@@ -332,15 +394,9 @@ function explore(
   key: string,
   ff: FileFacts,
   returned: Set<string>,
-  o: { releases: (c: CallFact) => boolean; hit?: (c: CallFact) => boolean; callsKeepLocal?: boolean },
+  o: { releases: (c: CallFact) => boolean; hit?: (c: CallFact) => boolean; callsKeepLocal?: boolean; budget?: Budget },
 ): { returns: CfgNode[]; hits: CallFact[] } {
-  const failVars = new Set<string>();
-  for (const a of fn.assigns) {
-    const u = unwrap(a.rhs);
-    if (u.type !== 'call_expression') continue;
-    const f = field(u, 'function');
-    if (f && ERR_TESTS.has(ff.t(f)) && pathOf(field(u, 'arguments')?.children[0], ff) === key) failVars.add(objectPath(a.lhs));
-  }
+  const failVars = failVarsOf(fn, key, ff);
   const vars = [...returned];
   type Z = Record<string, number>;
   const tag = (id: number, z: Z) => id + ':' + vars.map((v) => z[v] ?? 3).join(',');
@@ -378,11 +434,12 @@ function explore(
     const [id, z0] = stack.pop()!;
     const t = tag(id, z0);
     if (seen.has(t) || seen.size > 20000) continue;
+    if (o.budget && o.budget.steps-- <= 0) break;
     seen.add(t);
     const n = fn.cfg.nodes[id];
     let z = z0;
-    for (const a of fn.assigns) {
-      if (a.cfgNode !== id || !returned.has(a.lhs)) continue;
+    for (const a of fn.assignsAt.get(id) ?? []) {
+      if (!returned.has(a.lhs)) continue;
       z = { ...z, [a.lhs]: a.op === '=' && /^0$/.test(ff.t(a.rhs).trim()) ? 1 : 3 };
     }
     const here = fn.callsAt.get(id) ?? [];
@@ -460,26 +517,14 @@ function derefOf(n: CfgNode, b: string, ff: FileFacts): AstNode | undefined {
 }
 
 function reaches(fn: FunctionFacts, from: number, to: number): boolean {
-  if (from === to) return true;
-  const seen = new Set<number>([from]);
-  const stack = [from];
-  while (stack.length) {
-    const id = stack.pop()!;
-    for (const s of fn.cfg.nodes[id].succ) {
-      if (s === to) return true;
-      if (!seen.has(s)) {
-        seen.add(s);
-        stack.push(s);
-      }
-    }
-  }
-  return false;
+  return reachesIn(fn.cfg, from, to);
 }
 
+const lineIndexes = new WeakMap<FileFacts, LineIndex>();
 function lineOf(ff: FileFacts, n: AstNode): number {
-  let line = 1;
-  for (let i = 0; i < n.start; i++) if (ff.text.charCodeAt(i) === 10) line++;
-  return line;
+  let index = lineIndexes.get(ff);
+  if (!index) lineIndexes.set(ff, (index = new LineIndex(ff.text)));
+  return index.lineOf(n.start) + 1;
 }
 
 export const dmabufLifecycle: Rule = {

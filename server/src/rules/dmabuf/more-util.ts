@@ -5,6 +5,7 @@
  */
 import { type AstNode, field, unwrap, walk } from '../../core/ast';
 import type { CfgNode } from '../../core/cfg';
+import { reaches as reachesIn } from '../../core/flow';
 import { type CallFact, exprKey, type FileFacts, type FunctionFacts, type InitializerFact, objectPath, rootOf } from '../../core/facts';
 import type { RuleContext } from '../api';
 import { keyOf } from '../util';
@@ -43,20 +44,7 @@ export function isErrorReturn(n: CfgNode, ff: FileFacts): boolean {
 
 /** Whether CFG node `to` can be reached from `from` (or is it). */
 export function reaches(fn: FunctionFacts, from: number, to: number): boolean {
-  if (from === to) return true;
-  const seen = new Set<number>([from]);
-  const stack = [from];
-  while (stack.length) {
-    const id = stack.pop()!;
-    for (const s of fn.cfg.nodes[id].succ) {
-      if (s === to) return true;
-      if (!seen.has(s)) {
-        seen.add(s);
-        stack.push(s);
-      }
-    }
-  }
-  return false;
+  return reachesIn(fn.cfg, from, to);
 }
 
 /** Functions of this file that `fn` calls, transitively up to `depth` levels. */
@@ -200,8 +188,7 @@ export function escapesAt(fn: FunctionFacts, id: number, key: string, ff: FileFa
   const root = rootOf(key);
   const isField = key.includes('.');
   const node = fn.cfg.nodes[id];
-  for (const a of fn.assigns) {
-    if (a.cfgNode !== id) continue;
+  for (const a of fn.assignsAt.get(id) ?? []) {
     const r = unwrap(a.rhs);
     if (r.type === 'call_expression') continue;
     const rk = pathOf(r, ff);

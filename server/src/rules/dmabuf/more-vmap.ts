@@ -8,7 +8,7 @@
 import { type AstNode, field, unwrap, walk } from '../../core/ast';
 import type { CfgNode } from '../../core/cfg';
 import { type CallFact, type FileFacts, type FunctionFacts, objectPath } from '../../core/facts';
-import { solve } from '../../core/flow';
+import { reaches, solve } from '../../core/flow';
 import type { CodeEvent } from '../../core/types';
 import { type Rule, type RuleContext, rel } from '../api';
 import { callEvent } from '../util';
@@ -121,17 +121,7 @@ export function cpuUses(fn: FunctionFacts, site: VmapSite, ff: FileFacts): CpuUs
 }
 
 function reachesFromCall(fn: FunctionFacts, call: CallFact, to: number): boolean {
-  const seen = new Set<number>();
-  const stack = [...fn.cfg.nodes[call.cfgNode].succ];
-  if (call.cfgNode === to) return true;
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (id === to) return true;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    stack.push(...fn.cfg.nodes[id].succ);
-  }
-  return false;
+  return reaches(fn.cfg, call.cfgNode, to);
 }
 
 /** Whether some path from the vmap to `node` skips every test of the map's is_iomem. */

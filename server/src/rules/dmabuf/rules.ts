@@ -34,17 +34,25 @@ function dynamicAttachments(ctx: RuleContext): string[] {
   });
 }
 
-/** Events leading to a call: the lock operations and dma-buf calls before it in the same function. */
+/** At most this many events lead to a call (the model replays the last ones; a function of thousands of calls would make every finding carry them all). */
+const MAX_EVENTS = 64;
+
+const callIndex = new WeakMap<FunctionFacts, Map<CallFact, number>>();
+
+/** Events leading to a call: the lock operations and dma-buf calls before it in the same function (the last MAX_EVENTS). */
 function eventsUpTo(fn: FunctionFacts, call: CallFact, extra: CodeEvent['args'], locks: FileLocks): CodeEvent[] {
+  let index = callIndex.get(fn);
+  if (!index) callIndex.set(fn, (index = new Map(fn.calls.map((c, i) => [c, i]))));
+  // fn.calls is in CFG-node order, so every call before `call` in it comes from an earlier or the same node.
   const out: CodeEvent[] = [];
-  for (const c of fn.calls) {
-    if (c === call) break;
-    if (c.cfgNode > call.cfgNode && c.node.start > call.node.start) break;
+  for (let i = (index.get(call) ?? fn.calls.length) - 1; i >= 0 && out.length < MAX_EVENTS; i--) {
+    const c = fn.calls[i];
     if (c.node.start > call.node.start) continue;
     const spec = locks.lockFn(c);
     if (spec) out.push(callEvent(c, spec.kind === 'release' ? 'dma_resv_unlock' : spec.kind === 'assert' ? 'dma_resv_assert_held' : 'dma_resv_lock', { via: c.name }));
     else if (c.name.startsWith('dma_buf_')) out.push(callEvent(c));
   }
+  out.reverse();
   out.push(callEvent(call, call.name, extra));
   return out;
 }
@@ -422,7 +430,7 @@ function errorPathKeepsRaw(fn: FunctionFacts, key: string, from: number, ff: Fil
       seen.add(id);
       if (id === fn.cfg.exit) return true;
       const frees = (fn.callsAt.get(id) ?? []).some((c) => FREES.has(c.name) && c.args[0] && rootOf(keyOf(c.args[0], ff) ?? '') === root);
-      const clears = fn.assigns.some((a) => a.cfgNode === id && objectPath(a.lhs) === key && isFalseLiteral(a.rhs, ff));
+      const clears = (fn.assignsAt.get(id) ?? []).some((a) => objectPath(a.lhs) === key && isFalseLiteral(a.rhs, ff));
       if (frees || clears) continue;
       stack.push(...fn.cfg.nodes[id].succ);
     }
@@ -457,7 +465,7 @@ function checkFirstTest(ctx: RuleContext, fn: FunctionFacts, key: string, src: C
       reportNullTest(ctx, fn, n.ast!, src, key);
       return;
     }
-    if (fn.assigns.some((a) => a.cfgNode === id && objectPath(a.lhs) === key)) continue;
+    if ((fn.assignsAt.get(id) ?? []).some((a) => objectPath(a.lhs) === key)) continue;
     stack.push(...n.succ);
   }
 }
@@ -604,20 +612,26 @@ export const dmabufPinBalance: Rule = {
     for (const info of ff.analysedFunctions()) {
       const fn = ff.fn(info.name);
       if (!fn) continue;
+      // The conditions that test a pin flag (`if (obj->pinned)`), with the flags, found once per function.
+      let flagConds: Array<{ n: CfgNode; flags: string[] }> | undefined;
       for (const c of fn.calls) {
         if (c.name !== 'dma_buf_unpin') continue;
         const k = keyOf(c.args[0], ff);
         const attField = k ? k.split('.').pop()! : '';
         if (k) unpinnedFields.add(attField);
         let guard = '';
-        for (const n of fn.cfg.nodes) {
-          if (n.kind !== 'cond' || !reachesFrom(fn, n.succ[0], c.cfgNode) || reachesFrom(fn, n.succ[1], c.cfgNode)) continue;
-          for (const tr of truths(n.ast, true, (x) => ff.t(x))) {
+        flagConds ??= fn.cfg.nodes
+          .filter((n) => n.kind === 'cond')
+          .map((n) => ({ n, flags: truths(n.ast, true, (x) => ff.t(x)).flatMap((tr) => {
             const fk = keyOf(tr.node, ff);
-            if (tr.truthy && fk && PIN_FLAG_RE.test(fk.split('.').pop()!)) {
-              guardedUnpinFlags.set(fk.split('.').pop()!, { fn: info.name, at: c.node });
-              guard = fk.split('.').pop()!;
-            }
+            return tr.truthy && fk && PIN_FLAG_RE.test(fk.split('.').pop()!) ? [fk.split('.').pop()!] : [];
+          }) }))
+          .filter((x) => x.flags.length > 0);
+        for (const { n, flags } of flagConds) {
+          if (!reachesFrom(fn, n.succ[0], c.cfgNode) || reachesFrom(fn, n.succ[1], c.cfgNode)) continue;
+          for (const flag of flags) {
+            guardedUnpinFlags.set(flag, { fn: info.name, at: c.node });
+            guard = flag;
           }
         }
         if (attField) unpinGuards.set(attField, unpinGuards.has(attField) && unpinGuards.get(attField) !== guard ? '' : guard);
@@ -825,7 +839,7 @@ function checkPins(
  * is judged on one path at a time.
  */
 function leaksWithoutFlag(fn: FunctionFacts, pin: CallFact, key: string, flagKey: string, ff: FileFacts): CfgNode[] {
-  const result = fn.assigns.find((a) => a.cfgNode === pin.cfgNode && asCall(a.rhs, fn) === pin);
+  const result = fn.assignsAt.get(pin.cfgNode)?.find((a) => asCall(a.rhs, fn) === pin);
   const resultKey = result ? objectPath(result.lhs) : undefined;
   const isPinFailure = (n: CfgNode, edgeTrue: boolean, pending: boolean): boolean =>
     truths(n.ast, edgeTrue, (x) => ff.t(x)).some((t) => t.truthy && (asCall(t.node, fn) === pin || (pending && !!resultKey && keyOf(t.node, ff) === resultKey)));
@@ -845,7 +859,7 @@ function leaksWithoutFlag(fn: FunctionFacts, pin: CallFact, key: string, flagKey
     if (seen.has(tag)) continue;
     seen.add(tag);
     const n = fn.cfg.nodes[id];
-    const assigns = fn.assigns.filter((a) => a.cfgNode === id);
+    const assigns = fn.assignsAt.get(id) ?? [];
     if (assigns.some((a) => objectPath(a.lhs) === flagKey && !isFalseLiteral(a.rhs, ff))) continue;
     if ((fn.callsAt.get(id) ?? []).some((c) => c.name === 'dma_buf_unpin' && keyOf(c.args[0], ff) === key)) continue;
     if (n.kind === 'return') {
@@ -867,7 +881,7 @@ function flagStaysSet(fn: FunctionFacts, from: number, flag: string, ff: FileFac
     if (seen.has(id)) continue;
     seen.add(id);
     if (id === fn.cfg.exit) return true;
-    if (fn.assigns.some((a) => a.cfgNode === id && objectPath(a.lhs) === flag && isFalseLiteral(a.rhs, ff))) continue;
+    if ((fn.assignsAt.get(id) ?? []).some((a) => objectPath(a.lhs) === flag && isFalseLiteral(a.rhs, ff))) continue;
     stack.push(...fn.cfg.nodes[id].succ);
   }
   return false;

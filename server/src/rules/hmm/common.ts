@@ -6,7 +6,7 @@
 import { reaches as reachesIn } from '../../core/flow';
 import { type AstNode, field, unwrap, walk } from '../../core/ast';
 import type { CfgNode } from '../../core/cfg';
-import { type CallFact, type FileFacts, type FunctionFacts, objectPath, rootOf } from '../../core/facts';
+import { type AssignFact, type CallFact, type FileFacts, type FunctionFacts, objectPath, rootOf } from '../../core/facts';
 import { asCall, keyOf } from '../util';
 
 /** Literal 0 / NULL / false. */
@@ -101,7 +101,18 @@ export function writesParamField(ff: FileFacts, name: string, i: number, fields:
 
 const ALLOCATORS = /^(kzalloc|kmalloc|kvzalloc|kvmalloc|kcalloc|kvcalloc|kmem_cache_zalloc|kmem_cache_alloc|devm_kzalloc|kmalloc_array|kvmalloc_array)$/;
 
+const fieldsCache = new WeakMap<FunctionFacts, Map<string, ObjectFields>>();
+
+/** objectFields, once per function and object (rules ask for it at every call of interest). */
 export function objectFields(fn: FunctionFacts, obj: string, ff: FileFacts): ObjectFields {
+  let m = fieldsCache.get(fn);
+  if (!m) fieldsCache.set(fn, (m = new Map()));
+  let f = m.get(obj);
+  if (!f) m.set(obj, (f = computeObjectFields(fn, obj, ff)));
+  return f;
+}
+
+function computeObjectFields(fn: FunctionFacts, obj: string, ff: FileFacts): ObjectFields {
   const writes = new Map<string, Array<{ value: AstNode; at: AstNode; cfgNode?: number }>>();
   const add = (f: string, value: AstNode, at: AstNode, cfgNode?: number) => {
     const list = writes.get(f) ?? [];
@@ -132,26 +143,45 @@ export function objectFields(fn: FunctionFacts, obj: string, ff: FileFacts): Obj
     } else if (!decl.pointer) local = true; // a struct member of a local struct
   }
   const isPointer = param ? /\*/.test(fn.info.params.find((p) => p.name === root)?.type ?? '') || root !== obj : !!decl?.pointer;
+  // Where the object is handed over or its address stored, found once; each question then only checks order.
+  // Grouped by callee: a question names callees to leave out (the fault calls themselves, say).
+  let handing: Map<string, Array<{ c: CallFact; i: number }>> | undefined;
+  let storing: Array<{ a: AssignFact }> | undefined;
   const escapedBefore = (cfgNode: number, except: ReadonlySet<string>, fields?: readonly string[]): CallFact | AstNode | undefined => {
-    for (const c of fn.calls) {
-      if (except.has(c.name) || c.name === 'memset' || /^(pr_|dev_)(debug|dbg|info|err|warn|notice)|^(WARN|BUG)/.test(c.name)) continue;
-      if (c.cfgNode === cfgNode || !reaches(fn, c.cfgNode, cfgNode)) continue;
-      for (let i = 0; i < c.args.length; i++) {
-        const u = unwrap(c.args[i]);
-        // `&obj` handed over, or the pointer itself; a field read (`obj.start`) is not.
-        const handed = (u.type === 'pointer_expression' && u.op === '&' && objectOf(u, ff) === obj) || (isPointer && root === obj && keyOf(u, ff) === obj);
-        if (!handed) continue;
+    if (!handing) {
+      handing = new Map();
+      for (const c of fn.calls) {
+        if (c.name === 'memset' || /^(pr_|dev_)(debug|dbg|info|err|warn|notice)|^(WARN|BUG)/.test(c.name)) continue;
+        for (let i = 0; i < c.args.length; i++) {
+          const u = unwrap(c.args[i]);
+          // `&obj` handed over, or the pointer itself; a field read (`obj.start`) is not.
+          const handed = (u.type === 'pointer_expression' && u.op === '&' && objectOf(u, ff) === obj) || (isPointer && root === obj && keyOf(u, ff) === obj);
+          if (!handed) continue;
+          const list = handing.get(c.name);
+          if (list) list.push({ c, i });
+          else handing.set(c.name, [{ c, i }]);
+        }
+      }
+    }
+    for (const [name, list] of handing) {
+      if (except.has(name)) continue;
+      for (const { c, i } of list) {
+        if (c.cfgNode === cfgNode || !reaches(fn, c.cfgNode, cfgNode)) continue;
         // A helper of this file that is seen not to set the fields in question does not count.
         if (fields && ff.functions.has(c.name) && !writesParamField(ff, c.name, i, fields)) continue;
         return c;
       }
     }
     // Address stored somewhere: `x->range = &range;`, or the pointer copied: `x->range = range;`.
-    for (const a of fn.assigns) {
-      if (a.cfgNode === cfgNode || !reaches(fn, a.cfgNode, cfgNode)) continue;
+    storing ??= fn.assigns.flatMap((a) => {
       const r = unwrap(a.rhs);
-      if (r.type === 'pointer_expression' && r.op === '&' && objectOf(r, ff) === obj) return a.lhsNode;
-      if (isPointer && root === obj && keyOf(r, ff) === obj && objectPath(a.lhs) !== obj) return a.lhsNode;
+      if (r.type === 'pointer_expression' && r.op === '&' && objectOf(r, ff) === obj) return [{ a }];
+      if (isPointer && root === obj && keyOf(r, ff) === obj && objectPath(a.lhs) !== obj) return [{ a }];
+      return [];
+    });
+    for (const { a } of storing) {
+      if (a.cfgNode === cfgNode || !reaches(fn, a.cfgNode, cfgNode)) continue;
+      return a.lhsNode;
     }
     return undefined;
   };

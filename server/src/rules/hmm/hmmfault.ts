@@ -13,7 +13,7 @@
  */
 import { type AstNode, field, unwrap, walk } from '../../core/ast';
 import { truths } from '../../core/conditions';
-import { type CallFact, type FileFacts, type FunctionFacts, objectPath } from '../../core/facts';
+import { type AssignFact, type CallFact, type FileFacts, type FunctionFacts, objectPath } from '../../core/facts';
 import { solve } from '../../core/flow';
 import type { CodeEvent, RelatedSpan } from '../../core/types';
 import { type Rule, type RuleContext, rel } from '../api';
@@ -111,10 +111,27 @@ interface SeqState {
   pending: Readonly<Record<string, true>>;
 }
 
-/** Sequence-number state of `obj.notifier_seq` at each fault call of `fn`. */
+const seqMemo = new WeakMap<FunctionFacts, Map<string, Map<CallFact, number>>>();
+
+/** Sequence-number state of `obj.notifier_seq` at each fault call of `fn` (once per function and object). */
 function seqStates(fn: FunctionFacts, obj: string, local: boolean, ff: FileFacts): Map<CallFact, number> {
+  let m = seqMemo.get(fn);
+  if (!m) seqMemo.set(fn, (m = new Map()));
+  const key = `${local ? 1 : 0}${obj}`;
+  let states = m.get(key);
+  if (!states) m.set(key, (states = computeSeqStates(fn, obj, local, ff)));
+  return states;
+}
+
+/** The assignment that stores the result of `c` (`ret = hmm_range_fault(&range)`), if any. */
+function resultOf(fn: FunctionFacts, c: CallFact): AssignFact | undefined {
+  return fn.assignsAt.get(c.cfgNode)?.find((x) => asCall(x.rhs, fn) === c);
+}
+
+function computeSeqStates(fn: FunctionFacts, obj: string, local: boolean, ff: FileFacts): Map<CallFact, number> {
   const calls = fn.calls.filter((c) => c.name === 'hmm_range_fault' && objectOf(c.args[0], ff) === obj);
-  const isFault = (c: CallFact | undefined) => !!c && calls.includes(c);
+  const faults = new Set(calls);
+  const isFault = (c: CallFact | undefined) => !!c && faults.has(c);
   const f = objectFields(fn, obj, ff);
   const escapeCalls = new Set(fn.calls.filter((c) => !isFault(c) && !HMM_NEUTRAL.has(c.name) && c.args.some((a) => {
     const u = unwrap(a);
@@ -135,7 +152,7 @@ function seqStates(fn: FunctionFacts, obj: string, local: boolean, ff: FileFacts
       for (const c of fn.callsAt.get(node.id) ?? []) {
         if (escapeCalls.has(c)) cur = { ...cur, bits: UNKNOWN };
         if (isFault(c)) {
-          const a = fn.assigns.find((x) => x.cfgNode === c.cfgNode && asCall(x.rhs, fn) === c);
+          const a = resultOf(fn, c);
           cur = { bits: cur.bits & ~NONE ? cur.bits & ~NONE : cur.bits, pending: a ? { ...cur.pending, [objectPath(a.lhs)]: true } : cur.pending };
         }
       }
@@ -231,7 +248,7 @@ export const hmmFaultProtocol: Rule = {
       }
 
       // (3) the result.
-      const a = fn.assigns.find((x) => x.cfgNode === call.cfgNode && asCall(x.rhs, fn) === call);
+      const a = resultOf(fn, call);
       const stmt = call.node.parent;
       const discarded = !a && stmt?.type === 'expression_statement';
       if (discarded) {
@@ -242,7 +259,7 @@ export const hmmFaultProtocol: Rule = {
       }
 
       // (4) mmu_interval_read_retry() before the pfns are trusted, under the update lock.
-      const retries = fn.calls.filter((c) => RETRY.has(c.name) && reaches(fn, call.cfgNode, c.cfgNode) && c.cfgNode !== call.cfgNode);
+      const retries = retryCalls(fn).filter((c) => reaches(fn, call.cfgNode, c.cfgNode) && c.cfgNode !== call.cfgNode);
       if (!retries.length) {
         // A range the caller handed in: the caller may check read_retry after this returns.
         if (f.local && !escapesAfter(fn, call, obj, ff) && usesPfns(fn, call, obj, ff)) {
@@ -291,6 +308,14 @@ export const hmmFaultProtocol: Rule = {
   },
 };
 
+const retryMemo = new WeakMap<FunctionFacts, CallFact[]>();
+/** The function's mmu_interval_read_retry()/check_retry() calls (asked for at every fault call). */
+function retryCalls(fn: FunctionFacts): CallFact[] {
+  let r = retryMemo.get(fn);
+  if (!r) retryMemo.set(fn, (r = fn.calls.filter((c) => RETRY.has(c.name))));
+  return r;
+}
+
 function inLoop(fn: FunctionFacts, call: CallFact): boolean {
   return reaches(fn, call.cfgNode, call.cfgNode) || fn.cfg.nodes[call.cfgNode].succ.some((s) => reaches(fn, s, call.cfgNode));
 }
@@ -331,7 +356,7 @@ function swallowedBusy(fn: FunctionFacts, call: CallFact, v: string, ff: FileFac
     if (id === fn.cfg.exit) {
       return /\bvoid\b/.test(ff.t({ start: fn.info.start, end: fn.info.nameSpan.start })) ? { text: 'the end of the function' } : undefined;
     }
-    if (fn.assigns.some((a) => a.cfgNode === id && objectPath(a.lhs) === v)) continue; // the value is replaced: cannot tell
+    if ((fn.assignsAt.get(id) ?? []).some((a) => objectPath(a.lhs) === v)) continue; // the value is replaced: cannot tell
     if ((fn.callsAt.get(id) ?? []).some((c) => c.name === 'hmm_range_fault' || c.name === 'mmu_interval_read_begin')) continue;
     if (n.kind === 'return') {
       const val = n.ast?.children[0];

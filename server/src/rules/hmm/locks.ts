@@ -90,7 +90,7 @@ export function heldLocks(fn: FunctionFacts, ff: FileFacts): HeldLocks {
       held.add(name);
       return { ...s, held };
     }
-    const a = fn.assigns.find((x) => x.cfgNode === c.cfgNode && asCall(x.rhs, fn) === c);
+    const a = fn.assignsAt.get(c.cfgNode)?.find((x) => asCall(x.rhs, fn) === c);
     if (a) return { ...s, pending: { ...s.pending, [objectPath(a.lhs)]: { name, kind } } };
     return s;
   };

@@ -259,7 +259,7 @@ function checkFinalize(ctx: RuleContext, fn: FunctionFacts, memo: Map<string, Su
       const obj = objectOf(c.args[0], ff);
       if (obj && owned.get(obj) === c) {
         (active ??= new Map(s.active)).set(obj, c);
-        const a = fn.assigns.find((x) => x.cfgNode === c.cfgNode && asCall(x.rhs, fn) === c);
+        const a = fn.assignsAt.get(c.cfgNode)?.find((x) => asCall(x.rhs, fn) === c);
         const pending = a ? { ...s.pending, [objectPath(a.lhs)]: obj } : s.pending;
         return { ...s, active, pending };
       }

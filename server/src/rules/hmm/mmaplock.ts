@@ -133,7 +133,7 @@ export class MmapLocks {
         case 'killable':
         case 'try': {
           // The result says: handled by the branch (direct test) or by a pending variable.
-          const a = fn.assigns.find((x) => x.cfgNode === c.cfgNode && asCall(x.rhs, fn) === c);
+          const a = fn.assignsAt.get(c.cfgNode)?.find((x) => asCall(x.rhs, fn) === c);
           if (a) return { ...s, bits: s.bits | M_HELD, pending: { ...s.pending, [objectPath(a.lhs)]: k } };
           return { ...s, bits: s.bits | M_HELD };
         }

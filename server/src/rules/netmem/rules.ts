@@ -168,8 +168,14 @@ function rxFunctions(ff: FileFacts): Set<string> {
 }
 
 /** Callers of each function of the file, by text. */
+/** Per file (both sides ask for it). */
+const callGraphs = new WeakMap<FileFacts, Map<string, Set<string>>>();
+
 function callGraph(ff: FileFacts): Map<string, Set<string>> {
+  const known = callGraphs.get(ff);
+  if (known) return known;
   const callers = new Map<string, Set<string>>();
+  callGraphs.set(ff, callers);
   for (const g of ff.functions.values()) {
     for (const m of ff.t(g).matchAll(/\b([A-Za-z_]\w*)\s*\(/g)) {
       if (m[1] === g.name || !ff.functions.has(m[1])) continue;

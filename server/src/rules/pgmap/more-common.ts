@@ -9,7 +9,7 @@ import { type AstNode, field, unwrap, walk } from '../../core/ast';
 import type { Cfg } from '../../core/cfg';
 import { truths } from '../../core/conditions';
 import { type FileFacts, type FunctionFacts, type InitializerFact, objectPath } from '../../core/facts';
-import { reachable, solve } from '../../core/flow';
+import { reaches, solve } from '../../core/flow';
 import { NEWEST, type RuleContext } from '../api';
 import { asCall, keyOf } from '../util';
 import { opsTable, type PgmapObject, pgmapObjects } from './objects';
@@ -57,7 +57,7 @@ export function typesUsingOps(ctx: RuleContext, table: InitializerFact): Set<str
 /** Whether node `a` can reach node `b` or `b` can reach `a` (both lie on one path). */
 export function onOnePath(cfg: Cfg, a: number, b: number): boolean {
   if (a === b) return true;
-  return reachable(cfg, a, () => false).has(b) || reachable(cfg, b, () => false).has(a);
+  return reaches(cfg, a, b) || reaches(cfg, b, a);
 }
 
 /** The declaration statement of a local variable of `fn`, if any. */

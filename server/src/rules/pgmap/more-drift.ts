@@ -84,7 +84,6 @@ export const pgmapApiDrift: Rule = {
     const { ff } = ctx;
     const given = versionGiven(ctx);
     const root = ff.doc.tree.rootNode;
-    const defined = definedHere(root);
     const invalid = (d: Drift): 'removed' | 'added' | undefined => {
       if (d.removedIn && cmp(ctx.version, d.removedIn) >= 0) {
         // Removed after the oldest tree we model: only wrong when the user named a newer tree.
@@ -99,6 +98,8 @@ export const pgmapApiDrift: Rule = {
       d.kind === 'pagePgmap' ? /(->|\.)\s*pgmap\b/.test(ff.text) : d.kind === 'pgmapRes' ? /(->|\.)\s*res\b/.test(ff.text) && /\bdev_pagemap\b|pgmap|pagemap/.test(ff.text) : new RegExp(`\\b${d.name}\\b`).test(ff.text),
     );
     if (!present) return;
+    // Walks the whole tree: only once something the target kernel lacks is in the text.
+    const defined = definedHere(root);
     const report = (n: Node, d: Drift, how: 'removed' | 'added', shown: string) => {
       const when = how === 'removed' ? `was removed in ${d.approx ? 'about ' : ''}${fmt(d.removedIn!)}` : `only exists from ${d.approx ? 'about ' : ''}${fmt(d.addedIn!)}`;
       ctx.report({

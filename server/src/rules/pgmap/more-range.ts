@@ -14,7 +14,7 @@
  * A device-private pgmap over a BAR is PGMAP-PRIVATE-AS-P2P's finding.
  */
 import { type AstNode, field, unwrap, walk } from '../../core/ast';
-import { type FileFacts, type FunctionFacts, objectPath } from '../../core/facts';
+import { type AssignFact, type FileFacts, type FunctionFacts, objectPath } from '../../core/facts';
 import { type Rule, rel } from '../api';
 import { callEvent, keyOf } from '../util';
 import { objectsOf, onOnePath } from './more-common';
@@ -34,6 +34,11 @@ const SOURCE_TEXT: Record<Source, string> = {
 
 /** Where a value comes from, following locals of `fn` a few steps. */
 function sourceOf(value: AstNode, fn: FunctionFacts | undefined, ff: FileFacts, depth = 0): { src: Source; at: AstNode } | undefined {
+  // Each value is looked at once per depth: the same definitions come up again for every use of a variable.
+  const memo = fn ? memoOf(fn) : undefined;
+  const key = depth;
+  const known = memo?.get(value);
+  if (known && key in known) return known[key];
   let hit: { src: Source; at: AstNode } | undefined;
   walk(value, (n) => {
     if (hit) return false;
@@ -51,8 +56,7 @@ function sourceOf(value: AstNode, fn: FunctionFacts | undefined, ff: FileFacts, 
     }
     if (n.type === 'identifier' && fn && depth < 3) {
       const name = ff.t(n);
-      for (const a of fn.assigns) {
-        if (a.op !== '=' || (a.lhs !== name && objectPath(a.lhs) !== name)) continue;
+      for (const a of definitionsOf(fn).get(name) ?? []) {
         const s = sourceOf(a.rhs, fn, ff, depth + 1);
         if (s) hit = s;
       }
@@ -67,7 +71,38 @@ function sourceOf(value: AstNode, fn: FunctionFacts | undefined, ff: FileFacts, 
     }
     return true;
   });
+  if (memo) {
+    const entry = known ?? {};
+    entry[key] = hit;
+    memo.set(value, entry);
+  }
   return hit;
+}
+
+const sourceMemo = new WeakMap<FunctionFacts, Map<AstNode, Record<number, { src: Source; at: AstNode } | undefined>>>();
+function memoOf(fn: FunctionFacts): Map<AstNode, Record<number, { src: Source; at: AstNode } | undefined>> {
+  let m = sourceMemo.get(fn);
+  if (!m) sourceMemo.set(fn, (m = new Map()));
+  return m;
+}
+
+const definitions = new WeakMap<FunctionFacts, Map<string, AssignFact[]>>();
+/** The plain assignments of `fn` by the name they assign (`x`, and `a.b` for `a->b`), in program order. */
+function definitionsOf(fn: FunctionFacts): Map<string, AssignFact[]> {
+  let m = definitions.get(fn);
+  if (m) return m;
+  m = new Map();
+  for (const a of fn.assigns) {
+    if (a.op !== '=') continue;
+    const p = objectPath(a.lhs);
+    for (const k of p === a.lhs ? [a.lhs] : [a.lhs, p]) {
+      const list = m.get(k);
+      if (list) list.push(a);
+      else m.set(k, [a]);
+    }
+  }
+  definitions.set(fn, m);
+  return m;
 }
 
 export const pgmapRangeSource: Rule = {
@@ -144,9 +179,19 @@ export const pgmapRangeSource: Rule = {
   },
 };
 
+const nodeMemo = new WeakMap<FunctionFacts, Map<AstNode, number | undefined>>();
 function nodeOf(fn: FunctionFacts, n: AstNode): number | undefined {
-  for (const c of fn.cfg.nodes) if (c.ast && c.ast.start <= n.start && n.end <= c.ast.end && c.kind !== 'join') return c.id;
-  return undefined;
+  let m = nodeMemo.get(fn);
+  if (!m) nodeMemo.set(fn, (m = new Map()));
+  if (m.has(n)) return m.get(n);
+  let id: number | undefined;
+  for (const c of fn.cfg.nodes)
+    if (c.ast && c.ast.start <= n.start && n.end <= c.ast.end && c.kind !== 'join') {
+      id = c.id;
+      break;
+    }
+  m.set(n, id);
+  return id;
 }
 
 function designated(value: AstNode, name: string, ff: FileFacts): AstNode | undefined {
