@@ -1,0 +1,41 @@
+/**
+ * What the fuzz suites share: the number of runs, the seed, the time budget
+ * per input and the slowest input seen.
+ *
+ * `npm test` runs every property a fixed number of times from a fixed seed
+ * (reproducible, a couple of minutes for the whole directory); `npm run fuzz`
+ * sets DMALENS_FUZZ_RUNS to run many more. DMALENS_FUZZ_SEED replays another
+ * seed; fast-check prints the seed and the shrunk counterexample of a failure.
+ */
+
+/**
+ * Runs of a property: `defaultRuns` in npm test; under npm run fuzz
+ * (DMALENS_FUZZ_RUNS=N) N times `longShare` (the costly properties, which
+ * spawn processes or analyse big inputs, take a share of N).
+ */
+export function fuzzRuns(defaultRuns: number, longShare = 1): number {
+  const n = Number(process.env.DMALENS_FUZZ_RUNS);
+  return Number.isFinite(n) && n > 0 ? Math.max(1, Math.round(n * longShare)) : defaultRuns;
+}
+
+export const FUZZ_SEED = Number(process.env.DMALENS_FUZZ_SEED ?? 20261121);
+
+/** Per input, wall clock: generous because the machine is shared (2 cores, other tests running). */
+export const BUDGET_MS = Number(process.env.DMALENS_FUZZ_BUDGET_MS ?? 8000);
+
+/** Whether this is the long run (npm run fuzz). */
+export const LONG = Number(process.env.DMALENS_FUZZ_RUNS) > 0;
+
+export class Slowest {
+  ms = 0;
+  what = '';
+  note(ms: number, what: string): void {
+    if (ms > this.ms) {
+      this.ms = ms;
+      this.what = what;
+    }
+  }
+  toString(): string {
+    return `${this.ms} ms (${this.what || 'none'})`;
+  }
+}
