@@ -52,7 +52,12 @@ const HEADER = /^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@/;
 function fileDiffFor(patchText: string, file: string, near?: number): FileDiff | undefined {
   const files = parseDiff(patchText).files.filter((f) => !f.binary && (f.newPath ?? f.oldPath) === file && f.hunks.length);
   if (near !== undefined) {
-    const hit = files.find((f) => f.span.start <= near && near <= f.hunks[f.hunks.length - 1].lines.at(-1)!.end);
+    // The file's part of the patch ends with its last hunk's last line (or header: a hunk can be empty).
+    const end = (f: FileDiff) => {
+      const last = f.hunks[f.hunks.length - 1];
+      return last.lines.at(-1)?.end ?? last.span.end;
+    };
+    const hit = files.find((f) => f.span.start <= near && near <= end(f));
     if (hit) return hit;
   }
   return files[0];
@@ -184,10 +189,10 @@ export function patchFindingFixes(
   options: AnalyzeOptions = {},
 ): PatchFix[] {
   if (finding.on !== undefined && finding.on !== 'added') return [];
-  const source = hunkFixSource(patchText, finding.target.file, finding.span.start);
-  if (!source) return [];
   let doc: ParsedFile | undefined;
   try {
+    const source = hunkFixSource(patchText, finding.target.file, finding.span.start);
+    if (!source) return [];
     doc = analyzer.parse(source.text);
     const result = analyzer.analyze(doc, options);
     const idx = new LineIndex(source.text);

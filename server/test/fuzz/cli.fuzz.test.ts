@@ -29,7 +29,7 @@ import { BUDGET_MS, fuzzRuns, FUZZ_SEED, Slowest } from './common';
 const REPO = path.resolve(__dirname, '../../../..');
 const BIN = path.join(REPO, 'server/bin/dmalens.js');
 const RUNS_IN_PROCESS = fuzzRuns(40, 0.1);
-const RUNS_SPAWNED = fuzzRuns(6, 0.01);
+const RUNS_SPAWNED = fuzzRuns(4, 0.01);
 const slowest = new Slowest();
 let tried = 0;
 let tmp = '';

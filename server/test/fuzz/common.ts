@@ -20,22 +20,36 @@ export function fuzzRuns(defaultRuns: number, longShare = 1): number {
 
 export const FUZZ_SEED = Number(process.env.DMALENS_FUZZ_SEED ?? 20261121);
 
-/** Per input, wall clock: generous because the machine is shared (2 cores, other tests running). */
+/**
+ * Per input: the CPU time this process spent on it (the machine is shared: 2
+ * cores, other tests running, and wall time there measures the neighbours).
+ */
 export const BUDGET_MS = Number(process.env.DMALENS_FUZZ_BUDGET_MS ?? 8000);
+
+/** Runs `fn`, with its wall time and this process's CPU time (user + system, all threads). */
+export function measure<T>(fn: () => T): { value: T; ms: number; cpuMs: number } {
+  const t0 = Date.now();
+  const c0 = process.cpuUsage();
+  const value = fn();
+  const c = process.cpuUsage(c0);
+  return { value, ms: Date.now() - t0, cpuMs: Math.round((c.user + c.system) / 1000) };
+}
 
 /** Whether this is the long run (npm run fuzz). */
 export const LONG = Number(process.env.DMALENS_FUZZ_RUNS) > 0;
 
 export class Slowest {
   ms = 0;
+  cpuMs = 0;
   what = '';
-  note(ms: number, what: string): void {
+  note(ms: number, what: string, cpuMs?: number): void {
     if (ms > this.ms) {
       this.ms = ms;
+      this.cpuMs = cpuMs ?? 0;
       this.what = what;
     }
   }
   toString(): string {
-    return `${this.ms} ms (${this.what || 'none'})`;
+    return `${this.ms} ms${this.cpuMs ? ` (${this.cpuMs} ms CPU)` : ''} (${this.what || 'none'})`;
   }
 }

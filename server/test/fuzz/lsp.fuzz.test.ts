@@ -30,7 +30,7 @@ import { serverBuild, TestClient } from '../helpers/lspClient';
 import { fuzzRuns, FUZZ_SEED, Slowest } from './common';
 
 const REPO = path.resolve(__dirname, '../../../..');
-const SESSIONS = fuzzRuns(8, 0.02);
+const SESSIONS = fuzzRuns(25, 0.02);
 const slowest = new Slowest();
 let requests = 0;
 let edits = 0;
