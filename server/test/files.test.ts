@@ -7,7 +7,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { collectFiles, describeFsError, KernelPaths, readSource } from '../src/cli/files';
+import { collectFiles, describeFsError, readSource } from '../src/cli/files';
+import { ProjectFiles } from '../src/node/project';
 
 let tmp: string;
 let cwd: string;
@@ -88,15 +89,16 @@ test('describeFsError keeps the message short', () => {
   assert.equal(describeFsError(Object.assign(new Error('x'), { code: 'EACCES' })), 'permission denied');
 });
 
-test('KernelPaths: relative to the kernel tree root when there is one', async () => {
+test('ProjectFiles: the analyzer path is relative to the kernel tree root when there is one', () => {
   write('linux/MAINTAINERS', '');
   write('linux/Kconfig', '');
   write('linux/Makefile', '');
   write('linux/drivers/pci/Makefile', '');
   write('linux/drivers/pci/Kconfig', '');
   write('linux/drivers/pci/p2pdma.c', '');
-  const kp = new KernelPaths();
-  assert.equal(await kp.pathFor(path.join('linux', 'drivers', 'pci', 'p2pdma.c')), 'drivers/pci/p2pdma.c');
-  assert.equal(await kp.pathFor(path.join(tmp, 'linux', 'drivers', 'pci', 'p2pdma.c')), 'drivers/pci/p2pdma.c');
-  assert.equal(await kp.pathFor('./tree/sub/z.c'), 'tree/sub/z.c');
+  const kp = new ProjectFiles(new Set());
+  const pathFor = (file: string) => kp.optionsFor(file, {})?.path;
+  assert.equal(pathFor(path.join('linux', 'drivers', 'pci', 'p2pdma.c')), 'drivers/pci/p2pdma.c');
+  assert.equal(pathFor(path.join(tmp, 'linux', 'drivers', 'pci', 'p2pdma.c')), 'drivers/pci/p2pdma.c');
+  assert.equal(pathFor('./tree/sub/z.c'), 'tree/sub/z.c');
 });

@@ -12,10 +12,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type ConfigProblem, emptyConfig, isExcluded, kernelVersionFromMakefile, parseProjectConfig, type ProjectConfig, rulesForPath } from '../core/config';
+import { type ConfigProblem, emptyConfig, isExcluded, parseProjectConfig, type ProjectConfig, rulesForPath } from '../core/config';
 import type { AnalyzeOptions, KernelVersion } from '../core/types';
 import { loadTopology } from '../model/lspci';
 import type { Topology } from '../model/pcie';
+import { readMakefileVersion } from '../node/project';
 import type { WorldOptions } from '../model/world';
 
 export const CONFIG_FILE = '.dmalens.json';
@@ -188,19 +189,7 @@ export class Projects {
     }
     const cached = this.makefileCache.get(file);
     if (cached && cached.mtimeMs === st.mtimeMs) return cached.value;
-    let value: KernelVersion | undefined;
-    try {
-      const fd = fs.openSync(file, 'r');
-      try {
-        const buf = Buffer.alloc(4096);
-        const n = fs.readSync(fd, buf, 0, buf.length, 0);
-        value = kernelVersionFromMakefile(buf.subarray(0, n).toString('latin1'));
-      } finally {
-        fs.closeSync(fd);
-      }
-    } catch {
-      value = undefined;
-    }
+    const value = readMakefileVersion(file);
     this.makefileCache.set(file, { mtimeMs: st.mtimeMs, value });
     return value;
   }

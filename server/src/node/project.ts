@@ -47,74 +47,32 @@ export class ProjectFiles {
 
   /** The project whose file is nearest above `dir` (itself included), if any. */
   find(dir: string): Project | undefined {
-    const chain: string[] = [];
-    let d = path.resolve(dir);
-    let found: Project | null | undefined;
-    for (let i = 0; i < 256; i++) {
-      if (this.byDir.has(d)) {
-        found = this.byDir.get(d);
-        break;
-      }
-      chain.push(d);
+    return nearest(dir, this.byDir, (d) => {
       const file = path.join(d, PROJECT_FILE);
-      let text: string | undefined;
+      let text: string;
       try {
-        if (fs.statSync(file).isFile()) text = fs.readFileSync(file, 'utf8');
+        if (!fs.statSync(file).isFile()) return undefined;
+        text = fs.readFileSync(file, 'utf8');
       } catch {
-        text = undefined;
+        return undefined;
       }
-      if (text !== undefined) {
-        const { config, problems } = parseProjectConfig(text, this.knownRules);
-        const index = new LineIndex(text);
-        const problemLines = problems.map((p) => {
-          const at = index.byteLineColumn(p.span.start);
-          return `${file}:${at.line}:${at.column}: ${p.severity}: ${p.message}`;
-        });
-        found = { root: d, file, config, problems, problemLines };
-        break;
-      }
-      const up = path.dirname(d);
-      if (up === d) break;
-      d = up;
-    }
-    for (const c of chain) this.byDir.set(c, found ?? null);
-    return found ?? undefined;
+      const { config, problems } = parseProjectConfig(text, this.knownRules);
+      const index = new LineIndex(text);
+      const problemLines = problems.map((p) => {
+        const at = index.byteLineColumn(p.span.start);
+        return `${file}:${at.line}:${at.column}: ${p.severity}: ${p.message}`;
+      });
+      return { root: d, file, config, problems, problemLines };
+    });
   }
 
-  /** The kernel tree `dir` sits in, with the version its Makefile gives. */
+  /** The kernel tree `dir` sits in (a directory holding MAINTAINERS, Kconfig and Makefile), with the version its Makefile gives. */
   kernelTree(dir: string): { root: string; version?: KernelVersion } | undefined {
-    const chain: string[] = [];
-    let d = path.resolve(dir);
-    let found: { root: string; version?: KernelVersion } | null | undefined;
-    for (let i = 0; i < 256; i++) {
-      if (this.makefileByDir.has(d)) {
-        found = this.makefileByDir.get(d);
-        break;
-      }
-      chain.push(d);
-      if (['MAINTAINERS', 'Kconfig', 'Makefile'].every((m) => exists(path.join(d, m)))) {
-        let version: KernelVersion | undefined;
-        try {
-          const fd = fs.openSync(path.join(d, 'Makefile'), 'r');
-          try {
-            const buf = Buffer.alloc(4096);
-            const n = fs.readSync(fd, buf, 0, buf.length, 0);
-            version = kernelVersionFromMakefile(buf.subarray(0, n).toString('latin1'));
-          } finally {
-            fs.closeSync(fd);
-          }
-        } catch {
-          version = undefined;
-        }
-        found = { root: d, version };
-        break;
-      }
-      const up = path.dirname(d);
-      if (up === d) break;
-      d = up;
-    }
-    for (const c of chain) this.makefileByDir.set(c, found ?? null);
-    return found ?? undefined;
+    return nearest(dir, this.makefileByDir, (d) =>
+      ['MAINTAINERS', 'Kconfig', 'Makefile'].every((m) => exists(path.join(d, m)))
+        ? { root: d, version: readMakefileVersion(path.join(d, 'Makefile')) }
+        : undefined,
+    );
   }
 
   /**
@@ -140,6 +98,46 @@ export class ProjectFiles {
       helpers: Object.keys(config.helpers).length ? config.helpers : undefined,
       path: rel,
     };
+  }
+}
+
+/**
+ * The first answer of `probe` from `dir` upwards, caching the answer (or its
+ * absence) for every directory on the way.
+ */
+function nearest<T>(dir: string, cache: Map<string, T | null>, probe: (d: string) => T | undefined): T | undefined {
+  const chain: string[] = [];
+  let d = path.resolve(dir);
+  let found: T | null | undefined;
+  for (let i = 0; i < 256; i++) {
+    if (cache.has(d)) {
+      found = cache.get(d);
+      break;
+    }
+    chain.push(d);
+    found = probe(d);
+    if (found !== undefined) break;
+    const up = path.dirname(d);
+    if (up === d) break;
+    d = up;
+  }
+  for (const c of chain) cache.set(c, found ?? null);
+  return found ?? undefined;
+}
+
+/** VERSION and PATCHLEVEL from the head of a kernel Makefile; undefined when unreadable or absent. */
+export function readMakefileVersion(file: string): KernelVersion | undefined {
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const buf = Buffer.alloc(4096);
+      const n = fs.readSync(fd, buf, 0, buf.length, 0);
+      return kernelVersionFromMakefile(buf.subarray(0, n).toString('latin1'));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return undefined;
   }
 }
 
