@@ -18,7 +18,7 @@ import { FileFacts, type FunctionFacts } from '../core/facts';
 import type { ParsedFile } from '../core/parser';
 import type { Finding, KernelVersion, Span } from '../core/types';
 import { NEWEST } from '../rules/api';
-import { interestingPattern, RULES } from '../rules/registry';
+import { functionPattern } from '../rules/registry';
 import { dmabufFixers } from './dmabuf';
 import { p2pFixers } from './p2pdma';
 import { pgmapFixers } from './pgmap';
@@ -52,8 +52,6 @@ export function rulesWithFixes(): string[] {
   return Object.keys(FIXERS).sort();
 }
 
-const FUNCTION_PATTERN = interestingPattern(RULES, true);
-
 function cmp(a: KernelVersion, b: KernelVersion): number {
   return a.major !== b.major ? a.major - b.major : a.minor - b.minor;
 }
@@ -73,8 +71,8 @@ export class FixSession {
 
   private get ff(): FileFacts {
     if (!this.ffCache) {
-      const extra = [...(this.options.lockWrappers ?? []).map((w) => w.name), ...Object.keys(this.options.helpers ?? {})];
-      const pattern = extra.length ? new RegExp(`${FUNCTION_PATTERN.source}|\\b(?:${extra.join('|')})\\b`) : FUNCTION_PATTERN;
+      // Every rule's functions (a fix may look at any of them), as the registry builds the pattern.
+      const pattern = functionPattern(this.options);
       this.ffCache = new FileFacts(this.doc, pattern, { kernelVersion: this.options.kernelVersion, lockWrappers: this.options.lockWrappers, helpers: this.options.helpers });
     }
     return this.ffCache;

@@ -44,6 +44,11 @@ export function interestingPattern(rules: readonly Rule[] = RULES, withContext =
   const words = new Set<string>();
   for (const r of rules) for (const n of r.needs) words.add(n);
   if (withContext) for (const r of rules) for (const n of r.context ?? []) words.add(n);
+  return wordsPattern(words);
+}
+
+/** `\b(?:w1|w2|...)\b`, longest word first, the words taken literally. */
+function wordsPattern(words: Iterable<string>): RegExp {
   const sorted = [...words].sort((a, b) => b.length - a.length).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   return new RegExp(`\\b(?:${sorted.join('|')})\\b`);
 }
@@ -51,8 +56,6 @@ export function interestingPattern(rules: readonly Rule[] = RULES, withContext =
 /** Whether a file can matter at all: the words every rule needs (a file must hold one as a whole word). */
 const FILTER = new WordFilter(RULES.flatMap((r) => r.needs));
 const PATTERN = FILTER.pattern;
-/** Whether a function of a file that matters is worth analysing. */
-const FUNCTION_PATTERN = interestingPattern(RULES, true);
 
 /**
  * Which functions of a file are worth analysing: those that mention a word
@@ -62,11 +65,11 @@ const FUNCTION_PATTERN = interestingPattern(RULES, true);
  * every function that mentions `memcpy` (cached per rule set).
  */
 const patternByRules = new Map<string, RegExp>();
-function functionPattern(options: AnalyzeOptions, rules: readonly Rule[]): RegExp {
+export function functionPattern(options: Pick<AnalyzeOptions, 'lockWrappers' | 'helpers' | 'workspace'>, rules: readonly Rule[] = RULES): RegExp {
   const key = rules.map((r) => r.id).join(',');
   let base = patternByRules.get(key);
   if (!base) {
-    base = rules.length === RULES.length ? FUNCTION_PATTERN : interestingPattern(rules, true);
+    base = interestingPattern(rules, true);
     if (patternByRules.size > 256) patternByRules.clear();
     patternByRules.set(key, base);
   }
@@ -109,8 +112,7 @@ const alsoPatterns = new Map<string, RegExp>();
 function alsoPattern(r: Rule): RegExp {
   let re = alsoPatterns.get(r.id);
   if (!re) {
-    const words = [...(r.alsoNeeds?.words ?? [])].sort((a, b) => b.length - a.length).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-    re = new RegExp(`\\b(?:${words.join('|')})\\b`);
+    re = wordsPattern(r.alsoNeeds?.words ?? []);
     alsoPatterns.set(r.id, re);
   }
   return re;
