@@ -250,7 +250,9 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
     const o = projects.optionsFor(at, cli);
     return o && isStdin(file) ? { ...o, path: undefined } : o;
   };
-  const excluded = new Set(files.filter((f) => optionsFor(f) === undefined));
+  // Once per file: the loop below reads them back (undefined: excluded by the project file).
+  const fileOptionsOf = new Map(files.map((f) => [f, optionsFor(f)]));
+  const excluded = new Set(files.filter((f) => fileOptionsOf.get(f) === undefined));
   const bulk = BulkAnalysis.start(
     files.filter((f) => !excluded.has(f)),
     { maxSize, options: cli },
@@ -260,7 +262,7 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
       analysed++;
       continue;
     }
-    const fileOptions = optionsFor(file) ?? { ...cli };
+    const fileOptions = (fileOptionsOf.has(file) ? fileOptionsOf.get(file) : optionsFor(file)) ?? { ...cli };
     const read: Prepared = (await bulk?.take(file)) ?? (isStdin(file) ? await readStdin(maxSize) : await readSource(file, maxSize));
     if ('skipped' in read) {
       report(file, read.fatal ? read.skipped : `skipped: ${read.skipped}`, read.fatal);
