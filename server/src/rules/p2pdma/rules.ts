@@ -3,7 +3,7 @@
  * P2P-SECOND-ALLOCATOR, P2P-CPU-MEMCPY.
  */
 import { type AstNode, field, unwrap } from '../../core/ast';
-import { type CallFact, commaList, type FileFacts, type FunctionFacts, objectPath, rootOf } from '../../core/facts';
+import { type CallFact, commaList, exprKey, type FileFacts, type FunctionFacts, objectPath, rootOf } from '../../core/facts';
 import { type Rule, rel } from '../api';
 import { asCall, callEvent, keyOf } from '../util';
 
@@ -13,6 +13,15 @@ const ALLOC = new Set(['pci_alloc_p2pmem', 'pci_p2pmem_alloc_sgl']);
 
 /** Base object of a pointer expression: `p + off`, `(void *)p`, `&p[i]`, `p->buf` stay `p`-rooted keys. */
 function baseKey(n: AstNode | undefined, ff: FileFacts): string | undefined {
+  return basePlace(n, ff)?.key;
+}
+
+/**
+ * baseKey's place, and how many dereferences the expression applies to it:
+ * keys drop a leading `*` or `&` (`*out` and `out` are both `out`), the level
+ * keeps it (`out` 0, `*out` 1, `**out` 2, `&buf` -1).
+ */
+function basePlace(n: AstNode | undefined, ff: FileFacts): { key: string; level: number } | undefined {
   if (!n) return undefined;
   let u = unwrap(n);
   for (let i = 0; i < 6; i++) {
@@ -23,16 +32,46 @@ function baseKey(n: AstNode | undefined, ff: FileFacts): string | undefined {
       else break;
     } else break;
   }
-  return keyOf(u, ff);
+  return placeOf(exprKey(u, ff));
 }
 
-/** Values that hold p2p memory in a function: local keys, and field names the whole file fills with it. */
-function p2pValues(fn: FunctionFacts, ff: FileFacts): Map<string, CallFact> {
+/** The object path of a raw key and the dereferences it applies (see basePlace). */
+function placeOf(raw: string | undefined): { key: string; level: number } | undefined {
+  return raw === undefined ? undefined : { key: objectPath(raw), level: derefs(raw) };
+}
+
+/** Dereferences a raw key applies to its object path: `**out` 2, `out` 0, `&buf` -1. */
+function derefs(raw: string): number {
+  let n = 0;
+  for (const ch of raw) {
+    if (ch === '*') n++;
+    else if (ch === '&') n--;
+    else break;
+  }
+  return n;
+}
+
+/**
+ * Values that hold p2p memory in a function: local keys, and field names the whole file fills with it.
+ * With `levels`, also how many dereferences lead from each key's place to the p2p pointer:
+ * `buf = pci_alloc_p2pmem()` gives `buf` 0, `*out = buf` gives `out` 1 (out points at the place that
+ * holds the pointer); NaN when the value was loaded from the memory, not a pointer to it (`x = *buf`).
+ */
+function p2pValues(fn: FunctionFacts, ff: FileFacts, levels?: Map<string, number>): Map<string, CallFact> {
   const vals = new Map<string, CallFact>();
   for (const a of fn.assigns) {
     const c = asCall(a.rhs, fn);
-    if (c && (ALLOC.has(c.name) || c.name === 'pci_p2pmem_virt_to_bus' || ff.options.helpers?.[c.name]?.returns === 'p2pmem')) vals.set(objectPath(a.lhs), c);
+    if (c && (ALLOC.has(c.name) || c.name === 'pci_p2pmem_virt_to_bus' || ff.options.helpers?.[c.name]?.returns === 'p2pmem')) {
+      vals.set(objectPath(a.lhs), c);
+      levels?.set(objectPath(a.lhs), derefs(a.lhs));
+    }
   }
+  // Dereferences from the place of `n` to the p2p pointer, when `n` designates that pointer or a place holding it.
+  const rest = (n: AstNode | undefined): number => {
+    const p = basePlace(n, ff);
+    const r = p ? (levels?.get(p.key) ?? 0) - p.level : NaN;
+    return r >= 0 ? r : NaN;
+  };
   let grew = true;
   while (grew) {
     grew = false;
@@ -41,10 +80,15 @@ function p2pValues(fn: FunctionFacts, ff: FileFacts): Map<string, CallFact> {
       if (vals.has(l)) continue;
       const r = unwrap(a.rhs);
       let src = vals.get(baseKey(r, ff) ?? '');
+      let level = src ? rest(r) : NaN;
       const c = asCall(r, fn);
-      if (!src && c && (c.name === 'sg_virt' || c.name === 'sg_phys' || c.name === 'sg_dma_address')) src = vals.get(baseKey(c.args[0], ff) ?? '');
+      if (!src && c && (c.name === 'sg_virt' || c.name === 'sg_phys' || c.name === 'sg_dma_address')) {
+        src = vals.get(baseKey(c.args[0], ff) ?? '');
+        level = rest(c.args[0]) === 0 ? 0 : NaN;
+      }
       if (src) {
         vals.set(l, src);
+        levels?.set(l, derefs(a.lhs) + level);
         grew = true;
       }
     }
@@ -387,7 +431,8 @@ export const p2pCpuMemcpy: Rule = {
     for (const info of ff.analysedFunctions()) {
       const fn = ff.fn(info.name);
       if (!fn) continue;
-      for (const [k, c] of p2pValues(fn, ff)) if (c.name !== 'pci_p2pmem_virt_to_bus' && k.includes('.')) fields.set(k.split('.').pop()!, c);
+      const levels = new Map<string, number>();
+      for (const [k, c] of p2pValues(fn, ff, levels)) if (c.name !== 'pci_p2pmem_virt_to_bus' && k.includes('.') && levels.get(k) === 0) fields.set(k.split('.').pop()!, c);
     }
     const fieldRe = fields.size ? new RegExp(`\\b(?:${[...fields.keys()].join('|')})\\b`) : undefined;
     const newer = ctx.atLeast(6, 19);
@@ -395,39 +440,67 @@ export const p2pCpuMemcpy: Rule = {
       if (!ff.isInteresting(info) && !(fieldRe && fieldRe.test(ff.t(info)))) continue;
       const fn = ff.fn(info.name);
       if (!fn) continue;
+      // Places holding p2p memory, and the dereferences from each place to the p2p pointer: `*out = buf`
+      // makes `out` a pointer to a place that holds the pointer (level 1), not p2p memory itself.
       const vals = new Map<string, CallFact>();
-      for (const [k, c] of p2pValues(fn, ff)) if (c.name !== 'pci_p2pmem_virt_to_bus') vals.set(k, c);
-      // p2p memory at key k itself, or inside it (k = p.field with p pointing into p2p memory).
-      const at = (k: string | undefined): CallFact | undefined => {
+      const levels = new Map<string, number>();
+      for (const [k, c] of p2pValues(fn, ff, levels)) if (c.name !== 'pci_p2pmem_virt_to_bus') vals.set(k, c);
+      // What the expression `level` dereferences of place k designate: p2p memory itself (rest 0), a place
+      // holding its pointer (rest > 0, `out` when `*out = buf`), or neither (undefined). Inside p2p memory
+      // counts as p2p memory (k = p.field with p pointing into p2p memory).
+      const at = (k: string | undefined, level = 0): { src: CallFact; rest: number } | undefined => {
         if (!k) return undefined;
-        if (vals.has(k)) return vals.get(k);
+        const own = vals.get(k);
+        if (own) {
+          const rest = (levels.get(k) ?? 0) - level;
+          return rest >= 0 ? { src: own, rest } : undefined;
+        }
         const parts = k.split('.');
         for (let i = parts.length - 1; i >= 1; i--) {
-          const prefix = parts.slice(0, i).join('.');
-          if (vals.has(prefix)) return vals.get(prefix);
+          const src = vals.get(parts.slice(0, i).join('.'));
+          if (src) return { src, rest: 0 };
         }
-        return k.includes('.') ? fields.get(parts[parts.length - 1]) : undefined;
+        const f = k.includes('.') ? fields.get(parts[parts.length - 1]) : undefined;
+        return f && level <= 0 ? { src: f, rest: -level } : undefined;
       };
-      const valueOf = (a: AstNode | undefined): CallFact | undefined => {
+      const placeAt = (n: AstNode | undefined) => {
+        const p = basePlace(n, ff);
+        return p ? at(p.key, p.level) : undefined;
+      };
+      const valueAt = (a: AstNode | undefined) => {
         if (!a) return undefined;
         const c = asCall(a, fn);
-        if (c && (c.name === 'sg_virt' || c.name === 'page_address')) return at(baseKey(c.args[0], ff));
-        return at(baseKey(a, ff));
+        if (c && (c.name === 'sg_virt' || c.name === 'page_address')) {
+          const s = placeAt(c.args[0]);
+          return s?.rest === 0 ? s : undefined;
+        }
+        return placeAt(a);
+      };
+      /** The p2p memory `a` points at, if it does (not a place that merely holds such a pointer). */
+      const valueOf = (a: AstNode | undefined): CallFact | undefined => {
+        const s = valueAt(a);
+        return s?.rest === 0 ? s.src : undefined;
       };
       // Local pointers derived from p2p memory, and iterator cursors over p2p scatterlists.
       for (let round = 0; round < 3; round++) {
         for (const a of fn.assigns) {
           const l = objectPath(a.lhs);
           if (vals.has(l) || fields.has(l.split('.').pop()!)) continue;
-          const src = valueOf(a.rhs);
-          if (src) vals.set(l, src);
+          const s = valueAt(a.rhs);
+          if (s) {
+            vals.set(l, s.src);
+            levels.set(l, derefs(a.lhs) + s.rest);
+          }
         }
         for (const n of fn.cfg.nodes) {
           if (n.kind !== 'cond' || !n.iter || !/for_each_sg/.test(n.iter)) continue;
           const args = commaList(n.ast);
-          const src = at(baseKey(args[0], ff));
+          const src = valueOf(args[0]);
           const cursor = keyOf(args[1], ff);
-          if (src && cursor) vals.set(cursor, src);
+          if (src && cursor) {
+            vals.set(cursor, src);
+            levels.set(cursor, 0);
+          }
         }
       }
       const report = (node: AstNode, what: string, src: CallFact, via: string) =>
@@ -455,15 +528,20 @@ export const p2pCpuMemcpy: Rule = {
           }
         }
       }
+      // Stores through a pointer to p2p memory. The place a store writes is `*E`, `E[i]` or `E->f`; it is
+      // p2p memory when E's value points there, not when E is the place that holds the pointer: `*out = buf`
+      // and `obj->mem = buf` only keep the pointer.
       for (const a of fn.assigns) {
         const l = unwrap(a.lhsNode);
-        let target: string | undefined;
-        if (l.type === 'pointer_expression' && l.op === '*') target = keyOf(l.children[0], ff);
-        else if (l.type === 'subscript_expression') target = keyOf(field(l, 'argument'), ff);
-        else if (l.type === 'field_expression' && l.op === '->') target = keyOf(field(l, 'argument'), ff);
-        if (!target) continue;
-        const src = vals.get(target) ?? (l.type !== 'field_expression' ? at(target) : undefined);
-        if (src) report(a.lhsNode.parent ?? a.lhsNode, 'a plain CPU store', src, ff.t(a.lhsNode).replace(/\s+/g, ' '));
+        let base: AstNode | undefined;
+        if (l.type === 'pointer_expression' && l.op === '*') base = l.children[0];
+        else if (l.type === 'subscript_expression') base = field(l, 'argument');
+        else if (l.type === 'field_expression' && l.op === '->') base = field(l, 'argument');
+        const p = placeOf(base && exprKey(base, ff));
+        if (!p) continue;
+        // `E->f = x` judges E itself only, not a struct E reaches through p2p memory.
+        const s = l.type !== 'field_expression' || vals.has(p.key) ? at(p.key, p.level) : undefined;
+        if (s?.rest === 0) report(a.lhsNode.parent ?? a.lhsNode, 'a plain CPU store', s.src, ff.t(a.lhsNode).replace(/\s+/g, ' '));
       }
     }
   },
