@@ -10,9 +10,11 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { scenarioRules } from '../src/model/explain';
 
 const BIN = path.resolve(__dirname, '..', '..', 'bin', 'dmalens.js');
+const DOCS = path.resolve(__dirname, '..', '..', '..', 'docs', 'rules');
 
 interface Run {
   code: number | null;
@@ -335,7 +337,12 @@ describe('dmalens check: formats', () => {
     for (const rule of run.tool.driver.rules) {
       assert.equal(typeof rule.id, 'string');
       assert.equal(typeof rule.shortDescription.text, 'string');
-      assert.equal(rule.helpUri, `docs/rules/${rule.id}.md`);
+      // An absolute URI (SARIF 2.1.0 requires one): the rule's page as installed, docs/rules/<ID>.md.
+      const help = new URL(rule.helpUri);
+      assert.equal(help.protocol, 'file:', rule.helpUri);
+      const page = fileURLToPath(help);
+      assert.equal(page, path.join(DOCS, `${rule.id}.md`));
+      assert.ok(fs.statSync(page).isFile(), `${page} exists`);
       assert.ok(['error', 'warning', 'note'].includes(rule.defaultConfiguration.level));
     }
     assert.ok(Array.isArray(run.results));

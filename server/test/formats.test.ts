@@ -154,7 +154,8 @@ test('SARIF: 2.1.0 shape, UTF-16 columns, levels, rules, related locations', () 
     { file: 'missing.c', message: 'no such file or directory', fatal: true },
     { file: 'bin.c', message: 'skipped: binary', fatal: false },
   ];
-  const log = JSON.parse(formatSarif([{ file: 'drivers\\a b.c', findings: located }], problems, RULES, '9.9.9'));
+  const help = (id: string) => (id === 'PGMAP-API-DRIFT' ? undefined : `file:///opt/dmalens/docs/rules/${id}.md`);
+  const log = JSON.parse(formatSarif([{ file: 'drivers\\a b.c', findings: located }], problems, RULES, '9.9.9', help));
   assert.equal(log.version, '2.1.0');
   assert.match(log.$schema, /sarif-schema-2\.1\.0\.json$/);
   assert.equal(log.runs.length, 1);
@@ -169,7 +170,7 @@ test('SARIF: 2.1.0 shape, UTF-16 columns, levels, rules, related locations', () 
   assert.deepEqual(run.tool.driver.rules[1], {
     id: 'P2P-CPU-MEMCPY',
     shortDescription: { text: 'CPU memcpy on p2pmem' },
-    helpUri: 'docs/rules/P2P-CPU-MEMCPY.md',
+    helpUri: 'file:///opt/dmalens/docs/rules/P2P-CPU-MEMCPY.md',
     defaultConfiguration: { level: 'warning' },
     properties: { tags: ['p2pdma'] },
   });
@@ -199,12 +200,22 @@ test('SARIF: 2.1.0 shape, UTF-16 columns, levels, rules, related locations', () 
   assert.equal(r1.level, 'note');
   assert.equal(r1.ruleIndex, 2);
   assert.ok(!('relatedLocations' in r1));
+  // A rule whose page the resolver does not know has no helpUri rather than a relative one.
+  assert.ok(!('helpUri' in run.tool.driver.rules[2]));
   const inv = run.invocations[0];
   assert.equal(inv.executionSuccessful, false);
   assert.deepEqual(
     inv.toolExecutionNotifications.map((n: { level: string }) => n.level),
     ['error', 'warning'],
   );
+});
+
+test('SARIF helpUri: absolute or absent, never a relative path', () => {
+  const rules = (helpUri?: (id: string) => string | undefined) => JSON.parse(formatSarif([], [], RULES, '1', helpUri)).runs[0].tool.driver.rules;
+  for (const r of rules()) assert.ok(!('helpUri' in r), 'no resolver, no helpUri');
+  const uris = rules((id) => `https://example.org/rules/${id}.md`).map((r: { helpUri: string }) => r.helpUri);
+  assert.deepEqual(uris, RULES.map((r) => `https://example.org/rules/${r.id}.md`));
+  for (const u of uris) assert.doesNotThrow(() => new URL(u), u);
 });
 
 test('SARIF helpers', () => {

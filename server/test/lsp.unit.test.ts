@@ -15,7 +15,7 @@ import { Analyzer, type ParsedFile } from '../src/core/analyzer';
 import { LineIndex } from '../src/core/positions';
 import type { Finding, RuleInfo } from '../src/core/types';
 import { CAnalyser } from '../src/lsp/analysers';
-import { RuleDocs } from '../src/lsp/docs';
+import { RuleDocs } from '../src/node/docs';
 import { DocumentStore } from '../src/lsp/documents';
 import { findingsAt, hoverAt } from '../src/lsp/hover';
 import { findingForRange, parseExplainParams, stepLines } from '../src/lsp/explain';

@@ -294,12 +294,17 @@ function sarifRegion(s: LocatedSpan): Record<string, number> {
   };
 }
 
-/** Builds the SARIF log as an object (see formatSarif for the string). */
+/**
+ * Builds the SARIF log as an object (see formatSarif for the string).
+ * `helpUri(ruleId)` gives the URI of a rule's page, which SARIF 2.1.0
+ * requires to be absolute; a rule without one has no helpUri.
+ */
 export function sarifLog(
   files: readonly FileFindings[],
   problems: readonly FileProblem[],
   rules: readonly RuleInfo[],
   toolVersion: string,
+  helpUri: (ruleId: string) => string | undefined = () => undefined,
 ): Record<string, unknown> {
   const ruleIndex = new Map(rules.map((r, i) => [r.id, i]));
   const results: Record<string, unknown>[] = [];
@@ -335,14 +340,16 @@ export function sarifLog(
           driver: {
             name: 'DMA Lens',
             version: toolVersion,
-            rules: rules.map((r) => ({
-              id: r.id,
-              shortDescription: { text: r.summary },
-              // A placeholder until the rule pages have a published home.
-              helpUri: `docs/rules/${r.id}.md`,
-              defaultConfiguration: { level: sarifLevel(r.severity) },
-              properties: { tags: [r.family] },
-            })),
+            rules: rules.map((r) => {
+              const help = helpUri(r.id);
+              return {
+                id: r.id,
+                shortDescription: { text: r.summary },
+                ...(help !== undefined ? { helpUri: help } : {}),
+                defaultConfiguration: { level: sarifLevel(r.severity) },
+                properties: { tags: [r.family] },
+              };
+            }),
           },
         },
         columnKind: 'utf16CodeUnits',
@@ -367,8 +374,9 @@ export function formatSarif(
   problems: readonly FileProblem[],
   rules: readonly RuleInfo[],
   toolVersion: string,
+  helpUri?: (ruleId: string) => string | undefined,
 ): string {
-  return JSON.stringify(sarifLog(files, problems, rules, toolVersion), null, 2) + '\n';
+  return JSON.stringify(sarifLog(files, problems, rules, toolVersion, helpUri), null, 2) + '\n';
 }
 
 /** `dmalens rules`: an aligned table. */

@@ -21,6 +21,7 @@ import { Analyzer } from '../core/analyzer';
 import { LineIndex } from '../core/positions';
 import type { AnalysisResult, AnalyzeOptions, Finding, KernelVersion, RuleInfo, Severity } from '../core/types';
 import { loadWasm } from '../node/assets';
+import { RuleDocs } from '../node/docs';
 import { ProjectFiles } from '../node/project';
 import { EXPLAIN_USAGE, explainCommand, explainFinding, ExplainUsageError } from './explain';
 import { BulkAnalysis, type Prepared } from './bulk';
@@ -314,7 +315,11 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
   await bulk?.close();
 
   if (format === 'json') io.out(formatJson(results, problems));
-  else if (format === 'sarif') io.out(formatSarif(results, problems, rules, version()));
+  else if (format === 'sarif') {
+    // helpUri: the rule pages installed with the package (docs/rules beside server/), as file: URLs.
+    const docs = RuleDocs.create();
+    io.out(formatSarif(results, problems, rules, version(), (id) => docs.href(id)));
+  }
 
   if (values.summary) {
     const secs = ((Date.now() - started) / 1000).toFixed(2);

@@ -10,7 +10,7 @@ import { MarkupKind, type Hover, type Position } from 'vscode-languageserver/nod
 import type { LineIndex } from '../core/positions';
 import type { Finding, RuleInfo } from '../core/types';
 import type { Run } from '../model/types';
-import type { RuleDocs } from './docs';
+import type { RuleDocs } from '../node/docs';
 import { commandLinkTarget, escapeMarkdown, markdownLinkTarget } from './markdown';
 import { patchHoverLines } from './patch';
 import { toRange } from './translate';

@@ -28,8 +28,8 @@ import { decodeBytes } from '../core/text';
 import type { AnalysisNotice, RuleInfo } from '../core/types';
 import { scenarioRules } from '../model/explain';
 import { loadWasm } from '../node/assets';
+import { RuleDocs } from '../node/docs';
 import { AnalyserRegistry, CAnalyser } from './analysers';
-import { RuleDocs } from './docs';
 import { type AnalysedVersion, DocumentStore, type OpenDocument } from './documents';
 import {
   ExplainRequest,

@@ -12,7 +12,7 @@ import {
 } from 'vscode-languageserver/node';
 import { LineIndex } from '../core/positions';
 import type { AnalysisNotice, Finding, Severity, Span } from '../core/types';
-import type { RuleDocs } from './docs';
+import type { RuleDocs } from '../node/docs';
 
 export const SOURCE = 'DMA Lens';
 

@@ -1,11 +1,13 @@
 /**
- * Where a rule's documentation page lives: docs/rules/<ID>.md.
+ * Where a rule's documentation page lives: docs/rules/<ID>.md. Node-only;
+ * shared by the faces: the language server links diagnostics and hovers to
+ * it, `dmalens check --format sarif` gives it as each rule's helpUri.
  *
- * - initializationOptions.docsBaseUri, when the client gives one (any URI; the
- *   page is <base>/<ID>.md);
- * - else the extension's (or the repository's) docs/rules folder, found from
- *   the server's own location: the bundle runs from <ext>/server/dist, the tsc
- *   output from <repo>/server/out/src/lsp.
+ * - a base URI, when one is given (the language server's
+ *   initializationOptions.docsBaseUri; any URI; the page is <base>/<ID>.md);
+ * - else the extension's, the package's or the repository's docs/rules
+ *   folder, found from the code's own location: the bundles run from
+ *   <ext>/server/dist, the tsc output from <repo>/server/out/src/node.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
