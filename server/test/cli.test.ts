@@ -450,11 +450,12 @@ interface JsonExplanation {
   target?: string;
   world: string;
   worldNotes?: string[];
+  failsIn?: { world: string; outcome: string; summary: string };
   steps: { actor: string; action: string; state?: Record<string, string>; location?: { line: number; column: number } }[];
 }
 
 function assertExplanation(e: JsonExplanation, where: string, lineCount?: number): void {
-  for (const k of Object.keys(e)) assert.ok(['outcome', 'summary', 'target', 'world', 'worldNotes', 'steps'].includes(k), `${where}: unexpected ${k}`);
+  for (const k of Object.keys(e)) assert.ok(['outcome', 'summary', 'target', 'world', 'worldNotes', 'failsIn', 'steps'].includes(k), `${where}: unexpected ${k}`);
   assert.ok(OUTCOMES.includes(e.outcome), `${where}: outcome ${e.outcome}`);
   assert.equal(typeof e.summary, 'string');
   assert.equal(typeof e.world, 'string');
@@ -575,6 +576,59 @@ describe('dmalens explain', () => {
     assert.match(outcome('--cpu', 'amd-zen', '--iommu', 'passthrough').world, /AMD Zen/);
     // Without options the run notes how other worlds end.
     assert.ok((outcome().worldNotes ?? []).length > 0);
+  });
+
+  test('--topology: the run on that machine (its IOMMU modes, its BARs), and where a run that works there fails', (t) => {
+    if (!ruleIds.includes('P2P-BUS-ADDR-VS-IOMMU') || !ruleIds.includes('P2P-DISTANCE-UNCHECKED')) {
+      t.skip('needs the p2pdma rules');
+      return;
+    }
+    const repo = path.resolve(__dirname, '..', '..', '..');
+    const handWritten = path.join(repo, 'server', 'test', 'fixtures', 'topology', 'hand-written.json');
+    const lspci = path.join(repo, 'examples', 'topology', 'lspci-tvnn.txt');
+    const doc = JSON.parse(fs.readFileSync(handWritten, 'utf8'));
+    doc.iommu = 'off';
+    fs.writeFileSync(path.join(tmp, 'iommu-off.json'), JSON.stringify(doc));
+    const explanation = (rule: string, ...opts: string[]) => {
+      const r = dmalens('explain', rule, '--format', 'json', ...opts);
+      assert.equal(r.code, 0, r.stderr);
+      const e = JSON.parse(r.stdout).explanation as JsonExplanation;
+      assertExplanation(e, `${rule} ${opts.join(' ')}`);
+      return e;
+    };
+    const off = explanation('P2P-BUS-ADDR-VS-IOMMU', '--topology', 'iommu-off.json');
+    assert.notEqual(off.outcome, 'IOMMU_FAULT');
+    assert.match(off.world, /^your topology .*IOMMU off/);
+    assert.ok(off.steps.some((s) => /0x38bf00000000/.test(s.action)), 'the NVMe drive\'s BAR2 from the file');
+    assert.equal(explanation('P2P-BUS-ADDR-VS-IOMMU', '--topology', handWritten).outcome, 'IOMMU_FAULT', 'the file says translated');
+    assert.notEqual(explanation('P2P-BUS-ADDR-VS-IOMMU', '--topology', handWritten, '--iommu', 'off').outcome, 'IOMMU_FAULT', '--iommu sets the global mode');
+    const works = explanation('P2P-DISTANCE-UNCHECKED', '--topology', lspci);
+    assert.equal(works.outcome, 'OK');
+    assert.match(works.worldNotes?.[0] ?? '', /^on your topology \(.*behind one PCIe switch/);
+    assert.deepEqual(works.failsIn && { world: works.failsIn.world, outcome: works.failsIn.outcome }, { world: "the rule's default world", outcome: 'UR_AER' });
+    const text = dmalens('explain', 'P2P-DISTANCE-UNCHECKED', '--topology', lspci);
+    assert.match(text.stdout, /^ {3}fails in the rule's default world: UR_AER$/m);
+    // check --explain --topology: the findings' runs on that machine.
+    const example = path.join(repo, 'examples', 'drivers', 'pci', 'acme_p2p.c');
+    const checked = dmalens('check', '--explain', '--format', 'json', '--topology', lspci, example);
+    assert.equal(checked.stderr, '');
+    const found = (JSON.parse(checked.stdout).findings as (JsonFinding & { explanation?: JsonExplanation })[]).find((f) => f.rule === 'P2P-DISTANCE-UNCHECKED');
+    assert.equal(found?.explanation?.outcome, 'OK');
+    assert.equal(found?.explanation?.failsIn?.outcome, 'UR_AER');
+    assert.match(found!.explanation!.world, /^your topology/);
+    fs.writeFileSync(path.join(tmp, 'broken.json'), '{"devices": 3}');
+    for (const [args, pattern] of [
+      [['explain', 'P2P-DISTANCE-UNCHECKED', '--topology', 'no-such.json'], /explain: cannot read topology no-such\.json: no such file/],
+      [['explain', 'P2P-DISTANCE-UNCHECKED', '--topology', 'broken.json'], /explain: broken\.json: /],
+      [['explain', 'P2P-DISTANCE-UNCHECKED', '--topology', lspci, '--world', 'switch'], /--world/],
+      [['check', '--topology', lspci, 'bad.c'], /add --explain/],
+      [['check', '--explain', '--topology', 'broken.json', 'bad.c'], /check: broken\.json: /],
+    ] as const) {
+      const r = dmalens(...args);
+      assert.equal(r.code, 2, args.join(' '));
+      assert.equal(r.stdout, '');
+      assertOneLineError(r.stderr, pattern);
+    }
   });
 
   test('an unknown rule or option value, or no rule: exit 2, one line', () => {

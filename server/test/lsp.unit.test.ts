@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { DiagnosticSeverity, MarkupKind, type MarkupContent } from 'vscode-languageserver/node';
 import { Analyzer, type ParsedFile } from '../src/core/analyzer';
 import { LineIndex } from '../src/core/positions';
@@ -17,8 +17,10 @@ import type { Finding, RuleInfo } from '../src/core/types';
 import { CAnalyser } from '../src/lsp/analysers';
 import { RuleDocs } from '../src/node/docs';
 import { DocumentStore } from '../src/lsp/documents';
-import { findingsAt, hoverAt } from '../src/lsp/hover';
-import { findingForRange, parseExplainParams, stepLines } from '../src/lsp/explain';
+import { findingsAt, hoverAt, outcomeLine } from '../src/lsp/hover';
+import { findingForRange, parseExplainParams, RunCache, stepLines } from '../src/lsp/explain';
+import { type Project, Projects } from '../src/lsp/project';
+import { referenceRun } from '../src/model/explain';
 import { commandLinkTarget, escapeMarkdown, markdownLinkTarget } from '../src/lsp/markdown';
 import { analyzeOptions, DEFAULT_SETTINGS, parseInitOptions, parseSettings } from '../src/lsp/settings';
 import type { Run } from '../src/model/types';
@@ -346,5 +348,64 @@ describe('the model in hovers and dmalens/explain', () => {
 
   test('step lines: LSP positions and the line text, null without a location', () => {
     assert.deepEqual(stepLines(run, text, index), [{ line: 3, character: 1, text: '\tdma_buf_map_attachment(b, d);' }, null]);
+  });
+});
+
+describe('dmalens.topology: the user\'s machine in runs and hovers', () => {
+  const example = fs.readFileSync(path.join(REPO, 'examples', 'drivers', 'pci', 'acme_p2p.c'), 'utf8');
+  const roots: string[] = [];
+  after(() => {
+    for (const r of roots) fs.rmSync(r, { recursive: true, force: true });
+  });
+  /** A workspace with the examples' lspci tree and a JSON topology whose IOMMU is off. */
+  function workspace(): { projects: Projects; project: Project; uri: string } {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dmalens-topology-'));
+    roots.push(root);
+    fs.mkdirSync(path.join(root, 'hw'));
+    fs.copyFileSync(path.join(REPO, 'examples', 'topology', 'lspci-tvnn.txt'), path.join(root, 'hw', 'lspci.txt'));
+    const doc = JSON.parse(fs.readFileSync(path.join(REPO, 'server', 'test', 'fixtures', 'topology', 'hand-written.json'), 'utf8'));
+    doc.iommu = 'off';
+    fs.writeFileSync(path.join(root, 'hw', 'off.json'), JSON.stringify(doc));
+    fs.writeFileSync(path.join(root, 'p2p.c'), example);
+    const projects = new Projects(() => new Set());
+    projects.setWorkspaceFolders([pathToFileURL(root).toString()]);
+    const uri = pathToFileURL(path.join(root, 'p2p.c')).toString();
+    return { projects, project: projects.projectFor(uri)!, uri };
+  }
+
+  test('an lspci tree: a finding that does not fail there is not a bare OK in the hover', async () => {
+    const { projects, project, uri } = workspace();
+    const { world, error } = projects.topology('hw/lspci.txt', project);
+    assert.equal(error, undefined);
+    assert.ok(world?.topology);
+    const index = new LineIndex(example);
+    const findings = (await Analyzer.create(loadWasm())).analyzeText(example).findings;
+    const runs = new RunCache();
+    const f = findings.find((x) => x.rule === 'P2P-DISTANCE-UNCHECKED')!;
+    const run = runs.runFor(f, world)!;
+    assert.equal(run.outcome.kind, 'OK');
+    assert.match(run.world, /^your topology/);
+    assert.match(run.worldNotes?.[0] ?? '', /^on your topology .*behind one PCIe switch/);
+    const rules = new Map<string, RuleInfo>();
+    const hover = hoverAt(findings, index.position(f.span.start), { rules, docs: RuleDocs.create('https://x/'), index, uri, explain: (x) => runs.runFor(x, world) });
+    const value = (hover!.contents as MarkupContent).value;
+    const line = value.split('\n').find((l) => l.startsWith('**Outcome (model):**'))!;
+    assert.ok(!/^\*\*Outcome \(model\):\*\* OK —/.test(line), line);
+    assert.match(line, /does not fail on your topology \(OK\); in the rule's default world: UR\\_AER — /);
+    // Without the setting: the rule's own world, a failure, the usual line.
+    const own = new RunCache().runFor(f)!;
+    assert.equal(outcomeLine(own), `**Outcome (model):** UR\\_AER — ${escapeMarkdown(own.outcome.summary)}`);
+  });
+
+  test('a JSON topology with the IOMMU off: no IOMMU fault, BARs from the file', () => {
+    const { projects, project } = workspace();
+    const { world, error } = projects.topology('hw/off.json', project);
+    assert.equal(error, undefined);
+    const run = referenceRun('P2P-BUS-ADDR-VS-IOMMU', world)!;
+    assert.notEqual(run.outcome.kind, 'IOMMU_FAULT', run.steps.map((s) => s.action).join('\n'));
+    assert.match(run.world, /IOMMU off/);
+    assert.ok(!run.steps.some((s) => /IOMMU has no mapping/.test(s.action)));
+    assert.ok(run.steps.some((s) => /0x38bf00000000/.test(s.action)), 'the NVMe drive\'s BAR2 from the file');
+    assert.equal(projects.topology('../outside.json', project).error?.includes('inside the workspace'), true);
   });
 });

@@ -33,6 +33,7 @@ function hostileRun(): Run {
     rule: `RULE ${HOSTILE}`,
     world: `world ${HOSTILE}`,
     worldNotes: [`note ${HOSTILE}`],
+    failsIn: { world: `elsewhere ${HOSTILE}`, outcome: { kind: 'UR_AER', summary: `fails ${HOSTILE}` } },
     steps: [
       { actor: 'driver', action: `action ${HOSTILE}`, state: { [`key ${HOSTILE}`]: `value ${HOSTILE}` }, location: { start: 10, end: 20 } },
       { actor: 'device', action: 'the device writes', location: { start: 30, end: 40 } },
@@ -173,6 +174,7 @@ describe('renderRunHtml', () => {
     assert.match(text, /Hits: target/);
     assert.match(text, /world &lt;script&gt;/);
     assert.match(text, /note &lt;script&gt;/);
+    assert.match(text, /Fails in elsewhere &lt;script&gt;.*: UR_AER \(fails &lt;script&gt;/);
     assert.equal((html.match(/<li class="step /g) ?? []).length, 3);
     assert.match(html, /<table class="state">\s*<tr><th scope="row">key &lt;script&gt;/);
   });
@@ -254,6 +256,7 @@ describe('renderRunText', () => {
     assert.match(text, /^=> SILENT_CORRUPTION: summary /m);
     assert.match(text, /^ {3}hits: target /m);
     assert.match(text, /^ {3}note /m);
+    assert.match(text, /^ {3}fails in elsewhere .*: UR_AER$/m);
     // Terminal escapes and bidi controls never reach the terminal.
     assert.doesNotMatch(text, /\u001b|\u0007/);
     assert.doesNotMatch(text, BIDI);

@@ -4,23 +4,32 @@
  *   dmalens check --explain ...      each finding carries its run: an
  *                                    `explanation` object in JSON, the run
  *                                    printed under the finding in text
- *   dmalens explain RULE [--format text|json|html] [--world W] [--iommu M] [--cpu C]
+ *   dmalens explain RULE [--format text|json|html] [--world W] [--iommu M] [--cpu C] [--topology FILE]
  *                                    the rule's reference scenario in that world
+ *   dmalens check --explain --topology FILE ...
+ *                                    the findings' runs on that machine
+ *
+ * With --topology (lspci -tvnn or the JSON format) the runs happen on that
+ * machine: its devices, BARs and IOMMU modes; the notes say how the rule's
+ * own worlds end where that differs.
  *
  * Step locations are one-based lines and byte columns, converted by the same
  * code as the findings' (formats.ts `locateOffset`, through LineIndex).
  */
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { LineIndex } from '../core/positions';
 import type { Finding } from '../core/types';
 import type { IommuMode } from '../model/dma';
 import { explain, referenceRun, scenarioRules } from '../model/explain';
+import { loadTopology } from '../model/lspci';
+import { TopologyError } from '../model/pcie';
 import type { Run } from '../model/types';
-import type { WorldOptions } from '../model/world';
+import { topologyWorld, type WorldOptions } from '../model/world';
 import { ruleById } from '../rules/registry';
 import { renderRunHtml, renderRunText, withoutLocations } from '../view/runView';
-import { explanationJson, locateOffset, type LocatedExplanation } from './formats';
+import { explanationJson, locateOffset, type LocatedExplanation, oneLine } from './formats';
 
 /** Runs the model for a finding and locates its steps; undefined when the rule has no scenario. */
 export function explainFinding(
@@ -28,10 +37,11 @@ export function explainFinding(
   index: LineIndex,
   encoding: 'utf-8' | 'latin-1' = 'utf-8',
   onError: (e: unknown) => void = () => undefined,
+  world?: WorldOptions,
 ): LocatedExplanation | undefined {
   let run: Run | undefined;
   try {
-    run = explain(f);
+    run = explain(f, world);
   } catch (e) {
     // A scenario that throws is a bug in the model; the finding is still reported, without a run.
     onError(e);
@@ -44,8 +54,33 @@ export function explainFinding(
 // ---------------------------------------------------------------- dmalens explain
 
 export const EXPLAIN_USAGE = `  dmalens explain RULE [--format text|json|html] [--world switch|allowlisted|unsupported]
-                  [--iommu off|passthrough|translated] [--cpu intel|amd-zen|arm64]
-                                     run the rule's reference scenario on the simulated machine`;
+                  [--iommu off|passthrough|translated] [--cpu intel|amd-zen|arm64] [--topology FILE]
+                                     run the rule's reference scenario on the simulated machine
+                                     (--topology: on your machine, from lspci -tvnn or a JSON topology;
+                                     --iommu is then the mode of the devices that do not give their own)`;
+
+/**
+ * The world of a topology file (lspci -tvnn output or the JSON format): its
+ * devices, BARs and IOMMU modes. `iommu` becomes the topology's global mode
+ * (a device's own mode still wins), as in `dmalens p2p`. Unreadable or
+ * invalid files are ExplainUsageError naming the file.
+ */
+export function topologyFileWorld(file: string, iommu?: IommuMode, command = 'explain'): WorldOptions {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : oneLine(err.message);
+    throw new ExplainUsageError(`${command}: cannot read topology ${file}: ${why}`);
+  }
+  try {
+    return topologyWorld(loadTopology({ topology: text, iommu }).topology);
+  } catch (e) {
+    if (e instanceof TopologyError) throw new ExplainUsageError(`${command}: ${file}: ${oneLine(e.message)}`);
+    throw e;
+  }
+}
 
 const WORLDS = ['switch', 'allowlisted', 'unsupported'] as const;
 const IOMMUS = ['off', 'passthrough', 'translated'] as const;
@@ -81,6 +116,7 @@ export function explainCommand(
         world: { type: 'string' },
         iommu: { type: 'string' },
         cpu: { type: 'string' },
+        topology: { type: 'string', short: 't' },
         help: { type: 'boolean', short: 'h' },
       },
     }),
@@ -104,11 +140,14 @@ export function explainCommand(
     );
   }
 
-  const override: WorldOptions = {};
+  if (world && values.topology !== undefined) throw new ExplainUsageError('explain: --world places the devices of the model\'s own machine; a --topology has its own places');
+  let override: WorldOptions = {};
+  if (values.topology !== undefined) override = topologyFileWorld(values.topology, iommu);
+  else if (iommu) override.iommu = iommu satisfies IommuMode;
   if (world) override.p2pPath = world;
-  if (iommu) override.iommu = iommu satisfies IommuMode;
   if (cpu) override.cpu = cpu;
-  // Without world options the run also notes how the outcome changes in the rule's other worlds.
+  // Without world options the run also notes how the outcome changes in the rule's other worlds
+  // (with a topology: how the rule's own worlds end where they differ from it).
   const raw = referenceRun(rule, Object.keys(override).length > 0 ? override : undefined);
   if (!raw) throw new ExplainUsageError(`explain: no model scenario for rule '${rule}'`);
   // A reference scenario has no file behind it: its steps have no locations.

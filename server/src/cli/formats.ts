@@ -218,6 +218,8 @@ export interface JsonExplanation {
   target?: string;
   world: string;
   worldNotes?: string[];
+  /** A run that ends OK on the given topology: a world the model tried where the same code fails. */
+  failsIn?: { world: string; outcome: string; summary: string };
   steps: JsonStep[];
 }
 
@@ -238,11 +240,12 @@ export interface LocatedExplanation {
 
 /** The JSON form of a run; `locations[i]` locates step i. */
 export function explanationJson(run: Run, locations?: ReadonlyArray<Pos | null | undefined>): JsonExplanation {
-  // Keys in the documented order: outcome, summary, target?, world, worldNotes?, steps.
+  // Keys in the documented order: outcome, summary, target?, world, worldNotes?, failsIn?, steps.
   const j = { outcome: run.outcome.kind, summary: run.outcome.summary } as JsonExplanation;
   if (run.outcome.target !== undefined) j.target = run.outcome.target;
   j.world = run.world;
   if (run.worldNotes && run.worldNotes.length > 0) j.worldNotes = [...run.worldNotes];
+  if (run.failsIn) j.failsIn = { world: run.failsIn.world, outcome: run.failsIn.outcome.kind, summary: run.failsIn.outcome.summary };
   j.steps = run.steps.map((s, i) => {
     const step: JsonStep = { actor: s.actor, action: s.action };
     if (s.state && Object.keys(s.state).length > 0) step.state = { ...s.state };

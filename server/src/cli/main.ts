@@ -20,10 +20,11 @@ import * as path from 'node:path';
 import { Analyzer } from '../core/analyzer';
 import { LineIndex } from '../core/positions';
 import type { AnalysisResult, AnalyzeOptions, Finding, KernelVersion, RuleInfo, Severity } from '../core/types';
+import type { WorldOptions } from '../model/world';
 import { loadWasm } from '../node/assets';
 import { RuleDocs } from '../node/docs';
 import { ProjectFiles } from '../node/project';
-import { EXPLAIN_USAGE, explainCommand, explainFinding, ExplainUsageError } from './explain';
+import { EXPLAIN_USAGE, explainCommand, explainFinding, ExplainUsageError, topologyFileWorld } from './explain';
 import { BulkAnalysis, type Prepared } from './bulk';
 import { collectFiles, readSource } from './files';
 import { P2P_USAGE, p2pCommand, P2pUsageError } from './p2p';
@@ -93,6 +94,7 @@ Options for check:
   --max-size BYTES           skip files larger than this (default ${DEFAULT_MAX_SIZE})
   --summary                  print a summary line on stderr
   --explain                  add the model's run to each finding (JSON: "explanation"; text: under the finding)
+  --topology FILE            with --explain: run the model on this machine (lspci -tvnn output or a JSON topology)
 ${PATCH_CHECK_OPTIONS}
 
 Exit status: 0 no error-severity finding, 1 at least one, 2 usage or I/O error.
@@ -196,6 +198,7 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
         'max-size': { type: 'string' },
         summary: { type: 'boolean' },
         explain: { type: 'boolean' },
+        topology: { type: 'string' },
         tree: { type: 'string' },
         'no-tree': { type: 'boolean' },
         all: { type: 'boolean' },
@@ -218,6 +221,13 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
   const maxSize = parseMaxSize(values['max-size']);
   if (positionals.length === 0) throw new UsageError(`check: no files or directories given (see 'dmalens help')`);
   const patchOptions = patchCheckOptions(values, format, maxSize);
+  if (values.topology !== undefined && !values.explain) throw new UsageError(`check: --topology is the machine of the model's runs; add --explain`);
+  let world: WorldOptions | undefined;
+  try {
+    world = values.topology !== undefined ? topologyFileWorld(values.topology, undefined, 'check') : undefined;
+  } catch (e) {
+    throw e instanceof ExplainUsageError ? new UsageError(e.message) : e;
+  }
 
   const analyzer = await createAnalyzer();
   const rules = analyzer.rules();
@@ -275,7 +285,7 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
     }
     if (isPatchInput(file, read.text, isStdin(file))) {
       const found = checkPatchFile(
-        new PatchCheck(analyzer, { ...patchOptions, kernelVersion: fileOptions.kernelVersion, disabled: [...(fileOptions.disabledRules ?? [])], severity: fileOptions.severity }),
+        new PatchCheck(analyzer, { ...patchOptions, world, kernelVersion: fileOptions.kernelVersion, disabled: [...(fileOptions.disabledRules ?? [])], severity: fileOptions.severity }),
         file,
         read,
         format,
@@ -305,6 +315,7 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
       ? (f: Finding) =>
           explainFinding(f, index, read.encoding, (e) =>
             report(file, `the model's ${f.rule} run failed: ${e instanceof Error ? e.message : String(e)}`, false),
+            world,
           )
       : undefined;
     const findings = locateFindings(result.findings, index, read.encoding, explain);

@@ -39,6 +39,7 @@ import { isKernelTreeRoot, TreeReader } from '../node/tree';
 import { draftReply } from '../patch/reply';
 import { looksLikePatch, type PatchFinding, type PatchReview, reviewPatchText } from '../patch/review';
 import { explainFinding } from './explain';
+import type { WorldOptions } from '../model/world';
 import { describeFsError, type ReadResult, readSource } from './files';
 import { compareStrings, formatText, type LocatedFinding, locateFindings, oneLine } from './formats';
 
@@ -127,6 +128,8 @@ export interface PatchCheckOptions {
   /** One line per finding, at its target; only error diagnostics of the review are reported. */
   terse?: boolean;
   explain?: boolean;
+  /** The machine of the explanations' runs (check --topology). */
+  world?: WorldOptions;
   kernelVersion?: KernelVersion;
   disabled?: readonly string[];
   severity?: Readonly<Record<string, Severity>>;
@@ -190,7 +193,7 @@ export class PatchCheck {
     }
     const all = review.patches.flatMap((p) => p.findings);
     const explain = this.o.explain
-      ? (f: PatchFinding) => explainFinding(f, index, encoding, (e) => onExplainError?.(f, e))
+      ? (f: PatchFinding) => explainFinding(f, index, encoding, (e) => onExplainError?.(f, e), this.o.world)
       : undefined;
     return { review, findings: locatePatchFindings(all, index, encoding, explain) };
   }

@@ -32,6 +32,20 @@ export interface HoverContext {
 
 const SEVERITY_LABEL: Record<string, string> = { error: 'error', warning: 'warning', info: 'info' };
 
+/**
+ * The run's outcome. A run that ends OK on the user's topology is not shown
+ * as a bare OK when the same code fails in another world the model tried:
+ * the line says it does not fail there, and what the failing world gives.
+ */
+export function outcomeLine(run: Run): string {
+  const o = run.outcome;
+  if (o.kind === 'OK' && run.failsIn) {
+    const f = run.failsIn;
+    return `**Outcome (model):** does not fail on your topology (OK); in ${escapeMarkdown(f.world)}: ${escapeMarkdown(f.outcome.kind)} — ${escapeMarkdown(f.outcome.summary)}`;
+  }
+  return `**Outcome (model):** ${escapeMarkdown(o.kind)} — ${escapeMarkdown(o.summary)}`;
+}
+
 /** Findings whose span contains `offset` (ends inclusive, so a hover at the last character counts). */
 export function findingsAt(findings: readonly Finding[], offset: number): Finding[] {
   return findings.filter((f) => f.span.start <= offset && offset <= Math.max(f.span.start, f.span.end));
@@ -44,7 +58,7 @@ export function findingMarkdown(f: Finding, ctx: HoverContext): string {
   const run = ctx.explain?.(f);
   if (run) {
     lines.push('');
-    lines.push(`**Outcome (model):** ${escapeMarkdown(run.outcome.kind)} — ${escapeMarkdown(run.outcome.summary)}`);
+    lines.push(outcomeLine(run));
     const target =
       ctx.commandLinks && ctx.uri !== undefined
         ? commandLinkTarget(SHOW_RUN_COMMAND, [ctx.uri, f.rule, toRange(ctx.index, f.span)])

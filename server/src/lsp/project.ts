@@ -17,7 +17,7 @@ import type { AnalyzeOptions, KernelVersion } from '../core/types';
 import { loadTopology } from '../model/lspci';
 import type { Topology } from '../model/pcie';
 import { readMakefileVersion } from '../node/project';
-import type { WorldOptions } from '../model/world';
+import { topologyWorld, type WorldOptions } from '../model/world';
 
 export const CONFIG_FILE = '.dmalens.json';
 
@@ -135,7 +135,8 @@ export class Projects {
       this.topologyCache.set(file, { mtimeMs: st.mtimeMs, value });
     }
     if (value.error) return { error: value.error };
-    return { world: { topology: value.topology, cpu: value.topology?.cpu } };
+    // Its devices, BARs and IOMMU modes (per device, else the topology's global one) and its CPU.
+    return { world: value.topology ? topologyWorld(value.topology) : undefined };
   }
 
   /** Settings and project merged into the core's options; with `uri`, the project's per-file overrides apply too. */

@@ -307,11 +307,12 @@ const core: Record<string, RuleScenario> = {
     reference: [{ op: 'pci_p2pdma_add_resource' }, { op: 'driver_allocator_init' }],
     run(r, w, f) {
       const bar = w.gpuVram;
-      r.at(loc(f, 'driver_allocator_init'), () => r.step('driver', `the GPU driver manages BAR2 (${hex(bar.start)}+${hex(bar.size)}) with its own allocator`, { 'driver allocator': 'BAR2, all free' }));
-      r.at(loc(f, 'pci_p2pdma_add_resource'), () => r.step('kernel', 'pci_p2pdma_add_resource() puts the same BAR into the p2pdma gen_pool for pci_alloc_p2pmem() and the sysfs allocator', { 'p2pdma gen_pool': 'BAR2, all free' }));
+      const b = `BAR${bar.bar!.index}`;
       const off = 0;
-      r.step('driver', `the GPU driver allocates a buffer object at BAR2+${hex(off)} for a render target`, { 'driver allocator': `BAR2+${hex(off)} used by a BO` });
-      r.step('kernel', `a p2pmem user (nvmet) calls pci_alloc_p2pmem(): the gen_pool, which knows nothing of the driver's allocator, also returns BAR2+${hex(off)}`, { 'p2pdma gen_pool': `BAR2+${hex(off)} used by nvmet` });
+      r.at(loc(f, 'driver_allocator_init'), () => r.step('driver', `the GPU driver manages ${b} (${hex(bar.start)}+${hex(bar.size)}) with its own allocator`, { 'driver allocator': `${b}, all free` }));
+      r.at(loc(f, 'pci_p2pdma_add_resource'), () => r.step('kernel', 'pci_p2pdma_add_resource() puts the same BAR into the p2pdma gen_pool for pci_alloc_p2pmem() and the sysfs allocator', { 'p2pdma gen_pool': `${b}, all free` }));
+      r.step('driver', `the GPU driver allocates a buffer object at ${b}+${hex(off)} for a render target`, { 'driver allocator': `${b}+${hex(off)} used by a BO` });
+      r.step('kernel', `a p2pmem user (nvmet) calls pci_alloc_p2pmem(): the gen_pool, which knows nothing of the driver's allocator, also returns ${b}+${hex(off)}`, { 'p2pdma gen_pool': `${b}+${hex(off)} used by nvmet` });
       const dma = new DmaApi(r, w.phys, w.iommu, w.fabric);
       r.topology = w.fabric.picture(w.nvme.bdf, w.gpu.bdf);
       const addr = dma.mapPeer(w.nvme, bar, off, 'nvmet maps the p2p buffer for the NVMe drive');
@@ -372,22 +373,61 @@ export function scenarioRules(): string[] {
   return Object.keys(scenarios);
 }
 
-/** Runs a finding's scenario in the default world (or `override`) and its variants. */
+/** Runs a scenario in one world. The world's sentence is read after the run: it places the devices the run routed between. */
+function runIn(s: RuleScenario, options: WorldOptions, f: Explainable): { run: Run; world: World } {
+  const world = buildWorld(options);
+  const run = Recorder.run(f.rule, '', (r) => s.run(r, world, f));
+  run.world = world.summary;
+  return { run, world };
+}
+
+/**
+ * Runs a finding's scenario in the default world (or `override`) and its
+ * variants. With a user's topology in `override`, the run happens there, and
+ * the notes say how it ends in the rule's own worlds when that differs.
+ */
 export function explain(f: Explainable, override?: WorldOptions): Run | undefined {
   const s = scenarios[f.rule];
   if (!s) return undefined;
-  const world = buildWorld({ ...s.world, ...override });
-  const run = Recorder.run(f.rule, world.summary, (r) => s.run(r, world, f));
+  const { run, world } = runIn(s, { ...s.world, ...override }, f);
   if (!override) {
     for (const v of s.variants ?? []) {
-      const vw = buildWorld({ ...s.world, ...v.options });
-      const other = Recorder.run(f.rule, vw.summary, (r) => s.run(r, vw, f));
+      const other = runIn(s, { ...s.world, ...v.options }, f).run;
       if (other.outcome.kind !== run.outcome.kind) {
         (run.worldNotes ??= []).push(`with ${v.label}: ${other.outcome.kind === 'OK' ? 'it works' : other.outcome.kind}${other.outcome.kind === 'OK' ? '' : ` (${other.outcome.summary})`}`);
       }
     }
+  } else if (override.topology) {
+    noteTheRuleWorlds(s, f, run, world);
   }
   return run;
+}
+
+/**
+ * A run on the user's topology, compared with the rule's default world and
+ * its variants (the model's own machine): where they end differently, the
+ * notes say what on the user's machine decides it and what the others give.
+ * A run that ends OK there keeps its outcome (that is what this machine
+ * does), and `failsIn` names a world where the same code fails.
+ */
+function noteTheRuleWorlds(s: RuleScenario, f: Explainable, run: Run, world: World): void {
+  const others = [
+    { label: "the rule's default world", run: runIn(s, s.world, f).run, describe: true },
+    ...(s.variants ?? []).map((v) => ({ label: `the rule's default world with ${v.label}`, run: runIn(s, { ...s.world, ...v.options }, f).run, describe: false })),
+  ];
+  if (run.outcome.kind === 'OK') run.outcome = { ...run.outcome, summary: 'the run finished without reaching a failure on your topology' };
+  // One world per outcome the user's run does not reach: the default world first, then the variants in order.
+  const differ = others.filter((o, i) => o.run.outcome.kind !== run.outcome.kind && others.findIndex((x) => x.run.outcome.kind === o.run.outcome.kind) === i);
+  if (differ.length === 0) return;
+  const why = world.where ? `${world.where}; ${world.settings}` : world.settings;
+  const notes = [`on your topology (${why}), this run ${run.outcome.kind === 'OK' ? 'does not fail' : `ends in ${run.outcome.kind}`}`];
+  for (const d of differ) {
+    const o = d.run.outcome;
+    notes.push(`in ${d.label}${d.describe ? ` (${d.run.world})` : ''}: ${o.kind === 'OK' ? 'it works' : `${o.kind} (${o.summary})`}`);
+  }
+  run.worldNotes = [...notes, ...(run.worldNotes ?? [])];
+  const failing = run.outcome.kind === 'OK' ? differ.find((d) => d.run.outcome.kind !== 'OK') : undefined;
+  if (failing) run.failsIn = { world: failing.label, outcome: { ...failing.run.outcome } };
 }
 
 /** A finding of the rule's reference scenario, for `dmalens explain RULE`. */

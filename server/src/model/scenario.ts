@@ -34,9 +34,14 @@ export function ev(f: Explainable, ...ops: string[]): CodeEvent | undefined {
   return f.events.find((e) => ops.includes(e.op));
 }
 
+/**
+ * Where the first event with one of these ops is in the user's code. Only an
+ * event the rule extracted, with its own span, has a location: a step the
+ * model adds (or assumes, because the finding has no such event) has none,
+ * rather than borrowing the finding's location.
+ */
 export function loc(f: Explainable, ...ops: string[]): Span | undefined {
-  // A reference run has no code: an empty span means "no location".
-  return ev(f, ...ops)?.span ?? (f.span.end > f.span.start ? f.span : undefined);
+  return ev(f, ...ops)?.span;
 }
 
 export function arg(f: Explainable, key: string): string | number | boolean | undefined {
@@ -45,9 +50,9 @@ export function arg(f: Explainable, key: string): string | number | boolean | un
 }
 
 
-/** The GPU driver exports a buffer object living in VRAM (its BAR2): the usual exporter in dma-buf runs. */
+/** The GPU driver exports a buffer object living in VRAM (its VRAM BAR): the usual exporter in dma-buf runs. */
 export function exportVramBuffer(r: Recorder, w: World, dma: DmaApi, opts: { placement?: 'VRAM' | 'SYSRAM' } = {}): DmaBuf {
-  r.step('driver', `the GPU driver exports a 2 MiB buffer object that lives in VRAM (BAR2 of ${w.gpu.name})`, { backing: 'VRAM' });
+  r.step('driver', `the GPU driver exports a 2 MiB buffer object that lives in VRAM (BAR${w.gpuVram.bar!.index} of ${w.gpu.name})`, { backing: 'VRAM' });
   return new DmaBuf(r, dma, {
     size: 2 << 20,
     placement: opts.placement ?? 'VRAM',
@@ -63,7 +68,8 @@ export function exportVramBuffer(r: Recorder, w: World, dma: DmaApi, opts: { pla
 export function p2pTransfer(r: Recorder, w: World, f: Explainable, o: { checked: boolean }): void {
   const dma = new DmaApi(r, w.phys, w.iommu, w.fabric);
   const off = 0x1000;
-  r.at(loc(f, 'pci_alloc_p2pmem'), () => r.step('driver', `pci_alloc_p2pmem(${w.nvme.name}) returns 4 KiB of its CMB (BAR0 at ${hex(w.nvmeCmb.start)}, bus ${hex(w.nvmeCmb.bar!.busAddress)})`, { provider: w.nvme.bdf }));
+  const alloc = ev(f, 'pci_alloc_p2pmem', 'pci_p2pmem_alloc_sgl');
+  r.at(alloc?.span, () => r.step('driver', `${alloc?.op ?? 'pci_alloc_p2pmem'}(${w.nvme.name}) returns 4 KiB of its CMB (BAR${w.nvmeCmb.bar!.index} at ${hex(w.nvmeCmb.start)}, bus ${hex(w.nvmeCmb.bar!.busAddress)})`, { provider: w.nvme.bdf }));
   if (!o.checked) r.step('driver', `no pci_p2pdma_distance() runs for the pair ${w.nvme.name} -> ${w.nic.name}`);
   r.topology = w.fabric.picture(w.nic.bdf, w.nvme.bdf);
   const viaDmaApi = !!ev(f, 'dma_map_p2p');

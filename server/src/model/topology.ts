@@ -7,6 +7,7 @@ import {
   type CpuKind,
   hostBridgeAllowed,
   p2pPicture,
+  type P2pResult,
   type PciDeviceInput,
   Topology,
 } from './pcie';
@@ -53,7 +54,27 @@ export function p2pFabric(topo: Topology, cpu: CpuKind): WorldFabric {
     picture(from, to): TopologyPicture {
       return p2pPicture(topo, calc(to, from), cpu);
     },
+    placement(from, to) {
+      return placement(topo, calc(to, from));
+    },
   };
+}
+
+/** Where a pair sits, from the kernel's decision for it: "behind one PCIe switch (common upstream bridge ...)". */
+export function placement(topo: Topology, r: P2pResult): string {
+  if (r.mapType === 'bus-address') {
+    if (r.provider === r.client) return `are one function (${r.reason}): PCI_P2PDMA_MAP_BUS_ADDR`;
+    const common = r.commonUpstream ? topo.device(r.commonUpstream) : undefined;
+    const where =
+      common?.portType === 'switch-upstream' || common?.portType === 'switch-downstream'
+        ? 'behind one PCIe switch'
+        : common?.portType === 'root-port'
+          ? 'below one root port'
+          : 'behind one bridge';
+    return `${where} (${r.reason}): PCI_P2PDMA_MAP_BUS_ADDR`;
+  }
+  if (r.mapType === 'thru-host-bridge') return `reaching each other only through the host bridge (${r.reason}): PCI_P2PDMA_MAP_THRU_HOST_BRIDGE`;
+  return `with no peer-to-peer path between them (${r.reason}): PCI_P2PDMA_MAP_NOT_SUPPORTED`;
 }
 
 /**

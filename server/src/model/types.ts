@@ -67,5 +67,10 @@ export interface Run {
   outcome: Outcome;
   /** How the outcome changes with the world ("behind one PCIe switch the transfer works"). */
   worldNotes?: string[];
+  /**
+   * For a run that ends OK on the user's topology: a world the model tried
+   * where the same code fails ("the rule's default world"), and that outcome.
+   */
+  failsIn?: { world: string; outcome: Outcome };
   topology?: TopologyPicture;
 }

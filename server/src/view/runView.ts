@@ -209,6 +209,7 @@ function outcomeHtml(run: Run): string {
   out.push(`<div><span class="kind">${escapeHtml(o.kind)}</span></div>`);
   out.push(`<p class="summary text">${escapeHtml(o.summary)}</p>`);
   if (o.target) out.push(`<p class="target text">Hits: ${escapeHtml(o.target)}</p>`);
+  if (run.failsIn) out.push(`<p class="target text">Fails in ${escapeHtml(run.failsIn.world)}: ${escapeHtml(run.failsIn.outcome.kind)} (${escapeHtml(run.failsIn.outcome.summary)})</p>`);
   out.push('</section>');
   return out.join('\n');
 }
@@ -573,6 +574,7 @@ export function renderRunText(run: Run, lines?: ReadonlyArray<TextLocation | nul
   });
   out += `=> ${escapeTerminal(run.outcome.kind)}: ${escapeTerminal(run.outcome.summary)}\n`;
   if (run.outcome.target) out += `   hits: ${escapeTerminal(run.outcome.target)}\n`;
+  if (run.failsIn) out += `   fails in ${escapeTerminal(run.failsIn.world)}: ${escapeTerminal(run.failsIn.outcome.kind)}\n`;
   for (const n of run.worldNotes ?? []) out += `   ${escapeTerminal(n)}\n`;
   if (run.topology?.breakAt) {
     const t = run.topology;

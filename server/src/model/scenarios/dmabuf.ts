@@ -34,7 +34,7 @@ const has = (f: Explainable, op: string) => f.events.some((e) => e.op === op);
 
 /** An accelerator whose buffers live only in its on-board memory: nothing to fall back to without peer-to-peer. */
 function exportDeviceMemory(r: Recorder, w: World, dma: DmaApi): DmaBuf {
-  r.step('driver', `the accelerator (${w.gpu.name}) exports 2 MiB of its on-board memory, BAR2: there is no system-memory copy to fall back to`, { backing: 'device memory only' });
+  r.step('driver', `the accelerator (${w.gpu.name}) exports 2 MiB of its on-board memory, BAR${w.gpuVram.bar!.index}: there is no system-memory copy to fall back to`, { backing: 'device memory only' });
   return new DmaBuf(r, dma, {
     size: 2 << 20,
     placement: 'VRAM',
@@ -100,7 +100,7 @@ const p2pGate: RuleScenario = {
         return buf.mapUnlocked('T1', a);
       }
       if (!checks) r.step('driver', `the exporter's map_dma_buf never looks at attach->peer2peer (${a.peer2peer}) and maps its VRAM for ${w.nic.name}`);
-      const addr = dma.mapPhys(w.nic, buf.spec.vramPhys, buf.spec.size, `dma_map_resource(${w.nic.name}, BAR2 + 64 MiB)`);
+      const addr = dma.mapPhys(w.nic, buf.spec.vramPhys, buf.spec.size, `dma_map_resource(${w.nic.name}, BAR${w.gpuVram.bar!.index} + 64 MiB)`);
       r.step('driver', `the exporter returns an sg_table whose entry has sg_page() = NULL and DMA address ${hex(addr)}`, { sg_dma_address: hex(addr), 'sg_page()': 'NULL' });
       return { id: 1, entries: [{ page: 'NULL' as const, dmaAddr: addr, len: buf.spec.size }], dev: w.nic.bdf, placement: 'VRAM' };
     });

@@ -378,9 +378,10 @@ const gupFollowPfn: RuleScenario = {
     const as = new AddressSpace(r);
     const mm = new Mm(r, as);
     const dma = new DmaApi(r, w.phys, w.iommu, w.fabric);
-    const vram = new BarAllocator(r, `BAR2 of ${w.gpu.name}`);
+    const bar = `BAR${w.gpuVram.bar!.index}`;
+    const vram = new BarAllocator(r, `${bar} of ${w.gpu.name}`);
     const off = 0x40_0000;
-    vram.give(off, 'the application\'s buffer object', `the GPU driver places the application's buffer object at BAR2+${hex(off)}`);
+    vram.give(off, 'the application\'s buffer object', `the GPU driver places the application's buffer object at ${bar}+${hex(off)}`);
     const vma: Vma = { start: 0x7f30_0000_0000, end: 0x7f30_0000_0000 + 0x10_0000, pfnmap: true, physStart: w.gpuVram.start + off };
     mm.vmas.push(vma);
     r.step('user', `the application mmap()s that buffer through the GPU driver (VM_IO|VM_PFNMAP at ${hex(vma.start)}) and passes the address to the NIC driver`);
@@ -396,7 +397,7 @@ const gupFollowPfn: RuleScenario = {
     });
     r.step('user', 'the application munmap()s the buffer and frees the buffer object; the NIC driver is not told');
     vma.freed = true;
-    vram.give(off, 'another process\'s buffer object', `the GPU driver gives BAR2+${hex(off)} to another process's new buffer object`);
+    vram.give(off, 'another process\'s buffer object', `the GPU driver gives ${bar}+${hex(off)} to another process's new buffer object`);
     const landed = dma.deviceWrite(w.nic, addr, 'a received packet');
     const owner = vram.ownerAt(off);
     r.step('device', `the packet lands in ${landed}`);
