@@ -11,7 +11,7 @@ import { Parser } from 'web-tree-sitter';
 import { adoptRuntime, verifyRuntime } from './ast';
 import { CParser, MAX_TEXT_CHARS, type ParsedFile, type WasmImages } from './parser';
 import type { AnalysisResult, AnalyzeOptions, RuleInfo } from './types';
-import { mayMatter, runRules, ruleInfos } from '../rules/registry';
+import { anyRuleRuns, mayMatter, runRules, ruleInfos } from '../rules/registry';
 import { type FileLockFacts, fileLockFacts, lockAtCalls } from '../rules/workspace';
 
 let runtimeReady: Promise<void> | undefined;
@@ -66,11 +66,12 @@ export class Analyzer {
   }
 
   /**
-   * Parses, analyses and frees in one go (for the CLI). Text that mentions
-   * nothing any rule needs is not even parsed.
+   * Parses, analyses and frees in one go (for the CLI). Text on which no rule
+   * runs (it mentions nothing a rule needs, or only what disabled rules or
+   * rules for other kernels need) is not even parsed; `errorNodes` is 0 then.
    */
   analyzeText(text: string, options: AnalyzeOptions = {}): AnalysisResult {
-    if (!mayMatter(text)) return { findings: [], notices: [], errorNodes: 0 };
+    if (!anyRuleRuns(text, options)) return { findings: [], notices: [], errorNodes: 0 };
     const doc = this.parse(text);
     try {
       return this.analyze(doc, options);

@@ -118,6 +118,20 @@ function alsoPattern(r: Rule): RegExp {
   return re;
 }
 
+/** Of `rules`, those the options let run (not disabled, and made for the target kernel). */
+function enabled(rules: readonly Rule[], options: AnalyzeOptions): Rule[] {
+  const version = options.kernelVersion ?? NEWEST;
+  const disabled = new Set(options.disabledRules ?? []);
+  return rules.filter(
+    (rule) => !disabled.has(rule.id) && !(rule.since && cmp(version, rule.since) < 0) && !(rule.until && cmp(version, rule.until) > 0),
+  );
+}
+
+/** Whether any rule runs on `text` with `options` (runRules would find nothing to do otherwise). */
+export function anyRuleRuns(text: string, options: AnalyzeOptions): boolean {
+  return enabled(rulesFor(text), options).length > 0;
+}
+
 function cmp(a: KernelVersion, b: KernelVersion): number {
   return a.major !== b.major ? a.major - b.major : a.minor - b.minor;
 }
@@ -142,12 +156,9 @@ export function runRules(doc: ParsedFile, options: AnalyzeOptions, candidates?: 
   const rules = candidates ?? rulesFor(doc.text);
   if (candidates ? !mayMatter(doc.text) : rules.length === 0) return { findings, notices, errorNodes };
 
-  const version = options.kernelVersion ?? NEWEST;
-  const disabled = new Set(options.disabledRules ?? []);
-  const running = rules.filter(
-    (rule) => !disabled.has(rule.id) && !(rule.since && cmp(version, rule.since) < 0) && !(rule.until && cmp(version, rule.until) > 0),
-  );
+  const running = enabled(rules, options);
   if (!running.length) return { findings, notices, errorNodes };
+  const version = options.kernelVersion ?? NEWEST;
   const timing = options.timing;
   let t0 = timing ? performance.now() : 0;
   const ff = new FileFacts(doc, functionPattern(options, running), options);
