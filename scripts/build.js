@@ -4,6 +4,7 @@
  * Builds everything the extension and the tests need:
  *
  *   client/dist/extension.js   the VS Code client (esbuild; vscode external)
+ *   client/dist/languageClient.js  vscode-languageclient, which the client loads after activation
  *   server/dist/server.js      the language server (esbuild)
  *   server/dist/cli.js         the command line (esbuild; skipped until server/src/cli/main.ts exists)
  *   server/dist/*.wasm         web-tree-sitter's runtime and the C grammar
@@ -62,6 +63,8 @@ const treeSitterCjs = {
 function entryPoints() {
   const entries = [
     { in: 'client/src/extension.ts', out: 'client/dist/extension.js' },
+    // vscode-languageclient, loaded by the extension after activation (client/src/extension.ts languageClient()).
+    { in: 'client/src/languageClient.ts', out: 'client/dist/languageClient.js' },
     { in: 'server/src/lsp/main.ts', out: 'server/dist/server.js' },
     { in: 'server/src/cli/main.ts', out: 'server/dist/cli.js', optional: true },
   ];
@@ -84,7 +87,8 @@ function esbuildOptions(e) {
     target: 'node20',
     // Prefer packages' ESM builds: jsonc-parser's UMD build hides its requires from the bundler.
     mainFields: ['module', 'main'],
-    external: ['vscode'],
+    // './languageClient': the extension requires its sibling bundle at run time.
+    external: ['vscode', './languageClient'],
     sourcemap: 'linked',
     sourcesContent: false,
     minify: MINIFY,

@@ -65,6 +65,7 @@ const ALLOWED = [
 const REQUIRED = [
   'extension/package.json',
   'extension/client/dist/extension.js',
+  'extension/client/dist/languageClient.js',
   'extension/server/dist/server.js',
   'extension/server/dist/tree-sitter.wasm',
   'extension/server/dist/tree-sitter-c.wasm',

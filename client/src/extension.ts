@@ -6,13 +6,8 @@
  * Everything about analysis lives in the server.
  */
 import * as vscode from 'vscode';
-import {
-  LanguageClient,
-  State,
-  TransportKind,
-  type LanguageClientOptions,
-  type ServerOptions,
-} from 'vscode-languageclient/node';
+import type { LanguageClient, LanguageClientOptions } from 'vscode-languageclient/node';
+import type * as LanguageClientModule from './languageClient';
 import { PATCH_LANGUAGES, registerPatchCommands } from './patch';
 import { RunPanels, trustShowRunLinks } from './runPanel';
 
@@ -52,12 +47,20 @@ export async function deactivate(): Promise<void> {
   if (c) await c.stop().catch(() => undefined);
 }
 
+/**
+ * vscode-languageclient (most of the extension's code) lives in its own bundle,
+ * client/dist/languageClient.js, loaded when the server starts, after
+ * activate() has returned: activation only registers commands and the status
+ * item, and the extension host goes on with the next extension meanwhile.
+ */
+let languageClientModule: typeof LanguageClientModule | undefined;
+function languageClient(): typeof LanguageClientModule {
+  // A plain require: esbuild leaves './languageClient' to the runtime (scripts/build.js marks it external).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (languageClientModule ??= require('./languageClient') as typeof LanguageClientModule);
+}
+
 function createClient(context: vscode.ExtensionContext): LanguageClient {
-  const module = context.asAbsolutePath('server/dist/server.js');
-  const serverOptions: ServerOptions = {
-    run: { module, transport: TransportKind.ipc },
-    debug: { module, transport: TransportKind.ipc, options: { execArgv: ['--nolazy', '--inspect=6009'] } },
-  };
   const clientOptions: LanguageClientOptions = {
     documentSelector: [
       { scheme: 'file', language: 'c' },
@@ -94,18 +97,14 @@ function createClient(context: vscode.ExtensionContext): LanguageClient {
       },
     },
   };
-  const c = new LanguageClient(CLIENT_ID, CLIENT_NAME, serverOptions, clientOptions);
-  c.onDidChangeState((e) => {
-    if (e.newState === State.Running) setStatus('running');
-    else if (e.newState === State.Starting) setStatus('starting');
-    else setStatus('stopped');
-  });
-  return c;
+  return languageClient().newClient(CLIENT_ID, CLIENT_NAME, context.asAbsolutePath('server/dist/server.js'), clientOptions, setStatus);
 }
 
 async function start(context: vscode.ExtensionContext): Promise<void> {
-  client = createClient(context);
   try {
+    // After activate() returns (see languageClient()).
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    client = createClient(context);
     await client.start();
   } catch (e) {
     setStatus('failed', e);
