@@ -258,15 +258,38 @@ describe('document store and C analyser', () => {
 
   test('the C analyser reparses incrementally and frees consumed trees', async () => {
     const c = new CAnalyser(await Analyzer.create(loadWasm()));
-    const first = c.analyze('int f(void) { return 1; }\n', undefined, {});
+    const v1 = 'int f(void) { dma_buf_pin(a); return 1; }\n';
+    const v2 = 'int f(void) { dma_buf_pin(a); return 2; }\n';
+    const first = c.analyze(v1, undefined, {});
     assert.equal(first.result.errorNodes, 0);
-    const second = c.analyze('int f(void) { return 2; }\n', first.state, {});
-    assert.ok((first.state as ParsedFile).deleted, 'the previous tree is consumed');
-    assert.equal(second.state.text, 'int f(void) { return 2; }\n');
-    assert.equal(second.state.tree.rootNode.text, 'int f(void) { return 2; }\n');
+    assert.ok(first.state, 'a text a rule runs on keeps its tree');
+    const second = c.analyze(v2, first.state, {});
+    assert.ok(first.state.deleted, 'the previous tree is consumed');
+    assert.ok(second.state);
+    assert.equal(second.state.text, v2);
+    assert.equal(second.state.tree.rootNode.text, v2);
     c.dispose(second.state);
     assert.ok(second.state.deleted);
     c.dispose(second.state); // twice is harmless
+  });
+
+  test('the C analyser neither parses nor keeps a text no rule runs on', async () => {
+    const c = new CAnalyser(await Analyzer.create(loadWasm()));
+    const plain = c.analyze('int f(void) { return kmalloc(8, GFP_KERNEL) != NULL; }\n', undefined, {});
+    assert.equal(plain.state, undefined);
+    assert.deepEqual(plain.result, { findings: [], notices: [], errorNodes: 0 });
+    assert.equal(c.keptTrees().documents, 0);
+    // The rule's word appears: parsed afresh, findings as usual.
+    const bad = 'void f(struct dma_buf_attachment *a)\n{\n\tstruct sg_table *t = dma_buf_map_attachment(a, DMA_TO_DEVICE);\n\tif (!t)\n\t\treturn;\n}\n';
+    const named = c.analyze(bad, plain.state, {});
+    assert.ok(named.state, 'parsed once a rule runs');
+    assert.ok(named.result.findings.some((f) => f.rule === 'DMABUF-ERRPTR'), JSON.stringify(named.result.findings.map((f) => f.rule)));
+    assert.equal(c.keptTrees().documents, 1);
+    // And gone again: the tree is freed, not kept for nothing.
+    const gone = c.analyze('int f(void) { return 0; }\n', named.state, {});
+    assert.equal(gone.state, undefined);
+    assert.ok(named.state.deleted);
+    assert.equal(c.keptTrees().documents, 0);
   });
 });
 

@@ -80,6 +80,11 @@ export class Analyzer {
     }
   }
 
+  /** Whether any enabled rule runs on `text` (else analysing it finds nothing, and it need not be parsed). */
+  runsOn(text: string, options: AnalyzeOptions = {}): boolean {
+    return anyRuleRuns(text, options);
+  }
+
   rules(): RuleInfo[] {
     return ruleInfos();
   }

@@ -66,7 +66,7 @@ export interface DocumentAnalyser<State = unknown> {
 export const TREE_BUDGET = 1_000_000;
 
 /** Kernel C: one tree per document, reparsed incrementally; trees kept within TREE_BUDGET. */
-export class CAnalyser implements DocumentAnalyser<ParsedFile> {
+export class CAnalyser implements DocumentAnalyser<ParsedFile | undefined> {
   readonly name = 'c';
   readonly languageIds = ['c'] as const;
   /** Documents' live trees, least recently analysed first. */
@@ -77,8 +77,14 @@ export class CAnalyser implements DocumentAnalyser<ParsedFile> {
     private readonly treeBudget = TREE_BUDGET,
   ) {}
 
-  analyze(text: string, state: ParsedFile | undefined, options: AnalyzeOptions): { result: AnalysisResult; state: ParsedFile } {
+  analyze(text: string, state: ParsedFile | undefined, options: AnalyzeOptions): { result: AnalysisResult; state: ParsedFile | undefined } {
     let parsed: ParsedFile;
+    // No rule runs on the text (it names nothing any enabled rule needs): nothing to parse or keep.
+    // The next text that names something is parsed afresh (the common case: most kernel files).
+    if (!this.analyzer.runsOn(text, options)) {
+      if (state) this.dispose(state);
+      return { result: { findings: [], notices: [], errorNodes: 0 }, state: undefined };
+    }
     if (state) this.forget(state);
     // Room first: wasm memory keeps its high-water mark, so the trees kept and the
     // one being made must fit the budget together.
@@ -99,7 +105,8 @@ export class CAnalyser implements DocumentAnalyser<ParsedFile> {
     }
   }
 
-  dispose(state: ParsedFile): void {
+  dispose(state: ParsedFile | undefined): void {
+    if (!state) return;
     this.forget(state);
     try {
       state.delete();
