@@ -55,7 +55,10 @@ function verdicts(series) {
       const treeCell = cells.find((c) => /^(6\.1|6\.12|both)$/.test(c));
       const tree = treeCell ? treeCell : /\b6\.1\b(?!\d)/.test(section) && !/6\.12/.test(section) ? '6.1' : '6.12';
       if (tree !== series && tree !== 'both') continue;
-      const verdict = cells.find((c) => /^(real|false positive|true|expected|intended|plausible|likely|by design|known)/i.test(c)) || cells[cells.length - 2];
+      const named = cells.find((c) => /^(real|false positive|true|expected|intended|plausible|likely|by design|known)/i.test(c));
+      // A row without a verdict (a table of fixed messages, say) never replaces one with a verdict.
+      if (!named && map.has(`${loc} ${rule}`)) continue;
+      const verdict = named || cells[cells.length - 2];
       const reason = cells[cells.length - 1] || '';
       map.set(`${loc} ${rule}`, { verdict, reason, from: f });
     }
