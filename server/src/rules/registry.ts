@@ -99,6 +99,16 @@ export function mayMatterBytes(bytes: Uint8Array): boolean {
  * the needs of 2 of the 40 rules on average.
  */
 export function rulesFor(text: string): Rule[] {
+  // The editor asks twice for the same text (Analyzer.runsOn, then runRules): answer the second from the first.
+  if (lastRules && lastRules.text === text) return lastRules.rules;
+  const rules = computeRulesFor(text);
+  lastRules = { text, rules };
+  return rules;
+}
+
+let lastRules: { text: string; rules: Rule[] } | undefined;
+
+function computeRulesFor(text: string): Rule[] {
   const present = FILTER.wordsIn(text);
   if (!present.size) return [];
   return RULES.filter(

@@ -177,14 +177,29 @@ function callGraph(ff: FileFacts): Map<string, Set<string>> {
   const callers = new Map<string, Set<string>>();
   callGraphs.set(ff, callers);
   for (const g of ff.functions.values()) {
-    for (const m of ff.t(g).matchAll(/\b([A-Za-z_]\w*)\s*\(/g)) {
-      if (m[1] === g.name || !ff.functions.has(m[1])) continue;
-      let set = callers.get(m[1]);
-      if (!set) callers.set(m[1], (set = new Set()));
+    for (const name of namesCalledIn(ff.t(g))) {
+      if (name === g.name || !ff.functions.has(name)) continue;
+      let set = callers.get(name);
+      if (!set) callers.set(name, (set = new Set()));
       set.add(g.name);
     }
   }
   return callers;
+}
+
+/**
+ * The identifiers followed by `(` in a function's text, remembered by text: in the editor each
+ * edit changes one function, and the others' lists come from here instead of a new scan.
+ */
+const calledIn = new Map<string, string[]>();
+const CALLED_IN_MAX = 4096;
+function namesCalledIn(text: string): string[] {
+  let names = calledIn.get(text);
+  if (names) return names;
+  names = [...new Set(Array.from(text.matchAll(/\b([A-Za-z_]\w*)\s*\(/g), (m) => m[1]))];
+  if (calledIn.size >= CALLED_IN_MAX) calledIn.clear();
+  calledIn.set(text, names);
+  return names;
 }
 
 function isXdp(fn: FunctionFacts): boolean {
@@ -429,7 +444,12 @@ export const netmemDmaDevGranule: Rule = {
     const hasQueueOps = /\bnetdev_queue_mgmt_ops\b/.test(ff.text);
     const providerCode = /\b(memory_provider_ops|net_iov|dmabuf_genpool_chunk_owner)\b/.test(ff.text);
     const hasDmaDevHelper = ctx.atLeast(6, 17);
+    // Every finding below needs one of these words in the function: the attach calls (1, 2), the netmem's
+    // DMA address (4), sg_dma_len() in provider code (5), an `order` in a driver with queue ops (3).
+    const words = ['dma_buf_attach', 'dma_buf_dynamic_attach', 'page_pool_get_dma_addr_netmem', ...(providerCode ? ['sg_dma_len'] : []), ...(hasQueueOps ? ['order'] : [])];
+    const worth = new RegExp(`\\b(?:${words.join('|')})\\b`);
     for (const info of ff.analysedFunctions()) {
+      if (!worth.test(ff.t(info))) continue;
       const fn = ff.fn(info.name);
       if (!fn) continue;
       // (1) dma_buf_attach() to the netdev's parent.
