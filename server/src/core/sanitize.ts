@@ -65,9 +65,6 @@ const CALL_RE = new RegExp(`\\b(?:${CALL_ANNOTATIONS.join('|')})\\s*\\(`, 'g');
  */
 const ITER_HINT_RE = new RegExp(`for_each|${[...OTHER_ITERATORS].filter((n) => !n.includes('for_each')).join('|')}`, 'g');
 const OPEN_PAREN_RE = /\s*\(/y;
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-// ignoreBOM: a leading U+FEFF is text here and must stay (same length).
-const utf16 = new TextDecoder('utf-16le', { ignoreBOM: true });
 
 function isWordCode(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
@@ -94,39 +91,77 @@ function nextIteratorCall(src: string, from: number): { index: number; name: str
 }
 const STRUCT_ARG_RE = /([(,]\s*)(struct|union|enum)(\s+[A-Za-z_]\w*\s*(?:\*\s*)?[,)])/g;
 
-/** The text's UTF-16 code units, copied once the first rewrite happens (most files have one). */
+/**
+ * The rewrites of one sanitize() call, applied at the end by slicing the
+ * original: blanked spans (line breaks kept) and single characters set
+ * (the iterator renames, which come after every blank). A file has a few
+ * hundred changed characters in hundreds of kilobytes, so the text is cut
+ * and joined (V8 flattens it once, natively) rather than copied code unit by
+ * code unit.
+ */
 class Rewrite {
-  private units: Uint16Array | undefined;
+  /** Blanked spans [from, to), in the order made (they may overlap). */
+  private readonly blanks: Array<[number, number]> = [];
+  /** Characters set: offset -> character (the last one set wins, over any blank). */
+  private readonly sets = new Map<number, string>();
   constructor(private readonly src: string) {}
-  private get buf(): Uint16Array {
-    if (!this.units) {
-      const n = this.src.length;
-      const u = new Uint16Array(n);
-      for (let i = 0; i < n; i++) u[i] = this.src.charCodeAt(i);
-      this.units = u;
-    }
-    return this.units;
-  }
   /** Spaces over [from, to), line breaks kept. */
   blank(from: number, to: number): void {
-    const u = this.buf;
-    for (let i = from; i < to; i++) {
-      const c = u[i];
-      if (c !== 10 && c !== 13) u[i] = 32;
-    }
+    if (to <= from) return;
+    // A blank after a set would have to win over it; sanitize() never does that.
+    if (this.sets.size) throw new Error('Rewrite: blank() after set()');
+    this.blanks.push([from, to]);
   }
   set(i: number, c: string): void {
-    this.buf[i] = c.charCodeAt(0);
+    this.sets.set(i, c);
   }
   text(): string {
-    if (!this.units) return this.src;
-    const u = this.units;
-    // Only ASCII is ever written, so well-formed text stays well-formed and decodes exactly.
-    if (LITTLE_ENDIAN && (this.src as unknown as { isWellFormed?: () => boolean }).isWellFormed?.()) return utf16.decode(u);
-    let s = '';
-    for (let i = 0; i < u.length; i += 8192) s += String.fromCharCode.apply(null, u.subarray(i, i + 8192) as unknown as number[]);
-    return s;
+    const src = this.src;
+    if (!this.blanks.length && !this.sets.size) return src;
+    // Merge the blanked spans, then walk them and the set characters in offset order.
+    const spans = this.blanks.sort((a, b) => a[0] - b[0]);
+    const merged: Array<[number, number]> = [];
+    for (const [a, b] of spans) {
+      const last = merged[merged.length - 1];
+      if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+      else merged.push([a, b]);
+    }
+    const points = [...this.sets.keys()].sort((a, b) => a - b);
+    const parts: string[] = [];
+    let at = 0;
+    let p = 0;
+    const upTo = (end: number) => {
+      // Copies src[at, end) with the set characters in it.
+      while (p < points.length && points[p] < end) {
+        const i = points[p++];
+        if (i < at) continue;
+        parts.push(src.slice(at, i), this.sets.get(i)!);
+        at = i + 1;
+      }
+      if (end > at) parts.push(src.slice(at, end));
+      at = Math.max(at, end);
+    };
+    for (const [a, b] of merged) {
+      upTo(a);
+      // The blanked span, with the set characters in it.
+      let from = Math.max(a, at);
+      while (p < points.length && points[p] < b) {
+        const i = points[p++];
+        if (i < from) continue;
+        parts.push(spaces(src.slice(from, i)), this.sets.get(i)!);
+        from = i + 1;
+      }
+      if (b > from) parts.push(spaces(src.slice(from, b)));
+      at = Math.max(at, b);
+    }
+    upTo(src.length);
+    return parts.join('');
   }
+}
+
+/** `s` with every code unit but line breaks made a space. */
+function spaces(s: string): string {
+  return s.replace(/[^\r\n]/g, ' ');
 }
 
 export function sanitize(src: string): Sanitized {
