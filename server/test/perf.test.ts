@@ -182,11 +182,18 @@ function editSeries(text: string, seed: number, count: number): string[] {
       const line = cur.lastIndexOf('\n', at) + 1;
       cur = cur.slice(0, line) + '/* moved */\n' + cur.slice(line);
     } else if (pick < 0.85) cur = cur.slice(0, at) + ';' + cur.slice(at);
-    else if (pick < 0.92 && history.length > 1) cur = history[history.length - 2]; // undo
+    else if (pick < 0.9 && history.length > 1) cur = history[history.length - 2]; // undo
+    else if (pick < 0.95 && at < cur.length) cur = cur.slice(0, at) + SWAP(cur[at]) + cur.slice(at + 1); // same length: `<` made `>`
     else cur = cur.slice(0, at) + 'x' + cur.slice(at);
     out.push(cur);
   }
   return out;
+}
+
+/** A character replaced by one of the same length that changes what the code means. */
+function SWAP(c: string): string {
+  const pairs: Record<string, string> = { '<': '>', '>': '<', '+': '-', '-': '+', '0': '1', '1': '0', '!': ' ', '&': '|', '|': '&', '=': '!', '(': '[', ')': ']' };
+  return pairs[c] ?? (/\w/.test(c) ? (c === 'x' ? 'y' : 'x') : c);
 }
 
 async function incrementalMatchesFresh(text: string, seed: number, edits: number, options: AnalyzeOptions): Promise<{ hits: number }> {
@@ -228,6 +235,27 @@ describe('incremental analysis', () => {
     for (const [k, rel] of ['drivers/gpu/drm/amd/amdgpu/amdgpu_ttm.c', 'drivers/dma-buf/dma-buf.c', 'mm/memremap.c'].entries()) {
       const { hits } = await incrementalMatchesFresh(fs.readFileSync(path.join(tree!, rel), 'latin1'), 7 + k, 12, { kernelVersion: { major: 6, minor: 12 } });
       assert.ok(hits > 0, rel);
+    }
+  });
+
+  test('an edit that keeps a function\'s length still gets a new copy of it (the reparse may keep its first child)', async () => {
+    const analyzer = await analyzerP;
+    const ops = (n: { op?: string; children: unknown[] }, out: string[] = []): string[] => {
+      if (n.op) out.push(n.op);
+      for (const c of n.children as Array<{ op?: string; children: unknown[] }>) ops(c, out);
+      return out;
+    };
+    const before = 'static int f(int d)\n{\n\tif (d < 0)\n\t\treturn 1;\n\treturn 0;\n}\nstatic int g(void)\n{\n\treturn 2;\n}\n';
+    let doc = analyzer.parse(before);
+    try {
+      const [f0, g0] = doc.tree.rootNode.namedChildren.map((n) => doc.asts.copy(n!));
+      assert.deepEqual(ops(f0), ['<']);
+      doc = analyzer.parse(before.replace('d < 0', 'd > 0'), doc);
+      const [f1, g1] = doc.tree.rootNode.namedChildren.map((n) => doc.asts.copy(n!));
+      assert.deepEqual(ops(f1), ['>'], 'the copy of the edited function');
+      assert.equal(g1, g0, 'the untouched function is still reused');
+    } finally {
+      doc.delete();
     }
   });
 

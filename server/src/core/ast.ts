@@ -262,15 +262,28 @@ function sameCopy(a: AstNode, b: AstNode): boolean {
  * did not reuse is freed only after the new tree is complete, so no new node
  * can take an address of the previous tree; entries not used on the previous
  * tree are dropped at each reparse (`advance`), which leaves no address that
- * could have been freed and reused. Type and length are checked too. A hit
- * at another offset (text inserted above it) is shifted.
+ * could have been freed and reused. Type, length and text are checked too:
+ * a reparse can keep the first child of a function it rebuilt (an edit inside
+ * it that keeps its length, `<` made `>`), so a hit must also have the same
+ * text as where the entry was last used (the previous parse's sanitized
+ * text, kept with the cache: `useText`). A hit at another offset (text
+ * inserted above it) is shifted.
  * Copies are never modified once made, so successive analyses share them.
  */
 export class AstCache {
   private readonly entries = new Map<number, { type: string; start: number; length: number; ast: AstNode; gen: number }>();
   private gen = 0;
+  /** The (sanitized) text of the tree being copied from, and of the previous one (where surviving entries were last used). */
+  private text = '';
+  private previous: string | undefined;
   hits = 0;
   misses = 0;
+
+  /** The text of the tree the next copies come from (core/parser.ts ParsedFile sets it). */
+  useText(text: string): void {
+    this.previous = this.text;
+    this.text = text;
+  }
 
   /** The copy of `node`'s subtree, from the cache when the node was reused. */
   copy(node: Node): AstNode {
@@ -278,8 +291,14 @@ export class AstCache {
     if (!first) return copyTree(node);
     const id = first.id;
     const start = node.startIndex;
+    const length = node.endIndex - start;
     const e = this.entries.get(id);
-    if (e && e.type === node.type && e.length === node.endIndex - start) {
+    if (
+      e &&
+      e.type === node.type &&
+      e.length === length &&
+      (e.gen === this.gen ? e.start === start : this.previous !== undefined && this.previous.slice(e.start, e.start + length) === this.text.slice(start, start + length))
+    ) {
       this.hits++;
       e.gen = this.gen;
       if (e.start !== start) {
@@ -302,6 +321,8 @@ export class AstCache {
 
   clear(): void {
     this.entries.clear();
+    this.text = '';
+    this.previous = undefined;
   }
 
   get size(): number {

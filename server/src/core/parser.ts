@@ -114,6 +114,7 @@ export class ParsedFile {
     readonly tooLarge = false,
   ) {
     this._asts = asts ?? new AstCache();
+    this._asts.useText(_sanitized.text);
   }
 
   /** The sanitized twin of `text` (released by `delete`: only a live tree needs it). */
