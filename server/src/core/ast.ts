@@ -272,6 +272,7 @@ function sameCopy(a: AstNode, b: AstNode): boolean {
  */
 export class AstCache {
   private readonly entries = new Map<number, { type: string; start: number; length: number; ast: AstNode; gen: number }>();
+  private readonly values = new Map<number, { type: string; start: number; length: number; value: unknown; gen: number }>();
   private gen = 0;
   /** The (sanitized) text of the tree being copied from, and of the previous one (where surviving entries were last used). */
   private text = '';
@@ -293,12 +294,7 @@ export class AstCache {
     const start = node.startIndex;
     const length = node.endIndex - start;
     const e = this.entries.get(id);
-    if (
-      e &&
-      e.type === node.type &&
-      e.length === length &&
-      (e.gen === this.gen ? e.start === start : this.previous !== undefined && this.previous.slice(e.start, e.start + length) === this.text.slice(start, start + length))
-    ) {
+    if (e && this.reusable(e, node.type, start, length)) {
       this.hits++;
       e.gen = this.gen;
       if (e.start !== start) {
@@ -313,14 +309,46 @@ export class AstCache {
     return ast;
   }
 
+  /**
+   * `compute(node)`, remembered for the node as copies are (same key, same
+   * checks): for facts read from a top-level node through the tree's API
+   * (core/facts.ts reads a function's name and parameters this way). The
+   * value must not hold offsets: it is reused where the node moved.
+   */
+  remember<T>(node: Node, compute: (node: Node) => T): T {
+    const first = node.child(0);
+    if (!first) return compute(node);
+    const id = first.id;
+    const start = node.startIndex;
+    const length = node.endIndex - start;
+    const e = this.values.get(id);
+    if (e && this.reusable(e, node.type, start, length)) {
+      e.gen = this.gen;
+      e.start = start;
+      return e.value as T;
+    }
+    const value = compute(node);
+    this.values.set(id, { type: node.type, start, length, value, gen: this.gen });
+    return value;
+  }
+
+  /** Whether an entry made for a node of this type, start and length (on this or the previous tree) is that node's. */
+  private reusable(e: { type: string; start: number; length: number; gen: number }, type: string, start: number, length: number): boolean {
+    if (e.type !== type || e.length !== length) return false;
+    if (e.gen === this.gen) return e.start === start;
+    return this.previous !== undefined && this.previous.slice(e.start, e.start + length) === this.text.slice(start, start + length);
+  }
+
   /** A reparse made a new tree from the previous one: keep only what the previous tree used. */
   advance(): void {
     for (const [id, e] of this.entries) if (e.gen !== this.gen) this.entries.delete(id);
+    for (const [id, e] of this.values) if (e.gen !== this.gen) this.values.delete(id);
     this.gen++;
   }
 
   clear(): void {
     this.entries.clear();
+    this.values.clear();
     this.text = '';
     this.previous = undefined;
   }

@@ -105,6 +105,36 @@ export interface FunctionFacts {
  */
 export const MAX_FUNCTION_CHARS = 256 * 1024;
 
+/** What addFunction reads from a function_definition node, offsets relative to its start. */
+interface FunctionShape {
+  name: string;
+  nameAt: number;
+  /** Each named parameter, with the span of its type (from the parameter's start to its name). */
+  params: Array<{ name: string; type: [number, number] }>;
+}
+
+function functionShape(n: Node): FunctionShape | undefined {
+  const decl = n.childForFieldName('declarator');
+  if (!decl) return undefined;
+  const fdecl = findFunctionDeclarator(decl);
+  if (!fdecl) return undefined;
+  const nameNode = innermostIdentifier(fdecl.childForFieldName('declarator'));
+  if (!nameNode) return undefined;
+  const start = n.startIndex;
+  const params: FunctionShape['params'] = [];
+  const plist = fdecl.childForFieldName('parameters');
+  if (plist) {
+    for (let i = 0; i < plist.namedChildCount; i++) {
+      const p = plist.namedChild(i);
+      if (!p || p.type !== 'parameter_declaration') continue;
+      const pd = p.childForFieldName('declarator');
+      const id = pd ? innermostIdentifier(pd) : null;
+      if (id) params.push({ name: id.text, type: [p.startIndex - start, id.startIndex - start] });
+    }
+  }
+  return { name: nameNode.text, nameAt: nameNode.startIndex - start, params };
+}
+
 export class FileFacts {
   readonly text: string;
   readonly functions = new Map<string, FunctionInfo>();
@@ -239,34 +269,20 @@ export class FileFacts {
   }
 
   private addFunction(n: Node): void {
-    const decl = n.childForFieldName('declarator');
-    if (!decl) return;
-    const fdecl = findFunctionDeclarator(decl);
-    if (!fdecl) return;
-    const nameNode = innermostIdentifier(fdecl.childForFieldName('declarator'));
-    if (!nameNode) return;
-    const name = nameNode.text;
-    if (this.functions.has(name)) return;
-    const params: Param[] = [];
-    const plist = fdecl.childForFieldName('parameters');
-    if (plist) {
-      for (let i = 0; i < plist.namedChildCount; i++) {
-        const p = plist.namedChild(i);
-        if (!p || p.type !== 'parameter_declaration') continue;
-        const pd = p.childForFieldName('declarator');
-        const id = pd ? innermostIdentifier(pd) : null;
-        const typeText = this.text.slice(p.startIndex, id ? id.startIndex : p.endIndex).replace(/\s+/g, ' ').trim();
-        if (id) params.push({ name: id.text, type: typeText });
-      }
-    }
-    const head = this.text.slice(n.startIndex, nameNode.startIndex);
-    this.functions.set(name, {
-      name,
-      start: n.startIndex,
+    // Read through the tree's API once per function (core/ast.ts AstCache.remember): an edit re-reads
+    // only the functions it touched. Offsets are relative to the function, texts are sliced here.
+    const shape = this.doc.asts.remember(n, functionShape);
+    if (!shape) return;
+    const start = n.startIndex;
+    if (this.functions.has(shape.name)) return;
+    const params: Param[] = shape.params.map((p) => ({ name: p.name, type: this.text.slice(start + p.type[0], start + p.type[1]).replace(/\s+/g, ' ').trim() }));
+    this.functions.set(shape.name, {
+      name: shape.name,
+      start,
       end: n.endIndex,
-      isStatic: /\bstatic\b/.test(head),
+      isStatic: /\bstatic\b/.test(this.text.slice(start, start + shape.nameAt)),
       params,
-      nameSpan: { start: nameNode.startIndex, end: nameNode.endIndex },
+      nameSpan: { start: start + shape.nameAt, end: start + shape.nameAt + shape.name.length },
       tsNode: n,
     });
   }
