@@ -23,7 +23,7 @@ import type { AnalysisResult, AnalyzeOptions, Finding, KernelVersion, RuleInfo, 
 import type { WorldOptions } from '../model/world';
 import { loadWasm } from '../node/assets';
 import { RuleDocs } from '../node/docs';
-import { ProjectFiles } from '../node/project';
+import { type Project, ProjectFiles } from '../node/project';
 import { EXPLAIN_USAGE, explainCommand, explainFinding, ExplainUsageError, topologyFileWorld } from './explain';
 import { BulkAnalysis, type Prepared } from './bulk';
 import { collectFiles, readSource } from './files';
@@ -251,19 +251,30 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
   const cli = { kernelVersion, disabledRules: disabled, severity };
   const projects = new ProjectFiles(new Set(rules.map((r) => r.id)));
   const told = new Set<string>();
-  const optionsFor = (file: string): AnalyzeOptions | undefined => {
-    const at = isStdin(file) ? path.join(process.cwd(), '-') : file;
-    const project = projects.find(path.dirname(path.resolve(at)));
+  // The project of each directory, asked once per directory (a tree has a tenth as many as files);
+  // its problems are printed the first time.
+  const projectOfDir = new Map<string, Project | undefined>();
+  const projectOf = (file: string): Project | undefined => {
+    const dir = path.dirname(isStdin(file) ? path.join(process.cwd(), '-') : file);
+    if (projectOfDir.has(dir)) return projectOfDir.get(dir);
+    const project = projects.find(path.resolve(dir));
+    projectOfDir.set(dir, project);
     if (project && !told.has(project.file)) {
       told.add(project.file);
       for (const line of project.problemLines) io.err(`dmalens: ${line}\n`);
     }
-    const o = projects.optionsFor(at, cli);
+    return project;
+  };
+  const optionsFor = (file: string): AnalyzeOptions | undefined => {
+    projectOf(file);
+    const o = projects.optionsFor(isStdin(file) ? path.join(process.cwd(), '-') : file, cli);
     return o && isStdin(file) ? { ...o, path: undefined } : o;
   };
-  // Once per file: the loop below reads them back (undefined: excluded by the project file).
-  const fileOptionsOf = new Map(files.map((f) => [f, optionsFor(f)]));
-  const excluded = new Set(files.filter((f) => fileOptionsOf.get(f) === undefined));
+  // Excluded by a project file: only files under a project with `exclude` patterns can be. The other
+  // files' options are computed when the loop gets to a file that needs them (most are quiet).
+  const fileOptionsOf = new Map<string, AnalyzeOptions | undefined>();
+  for (const f of files) if (projectOf(f)?.config.exclude.length) fileOptionsOf.set(f, optionsFor(f));
+  const excluded = new Set(files.filter((f) => fileOptionsOf.has(f) && fileOptionsOf.get(f) === undefined));
   const bulk = BulkAnalysis.start(
     files.filter((f) => !excluded.has(f)),
     { maxSize, options: cli },
@@ -273,7 +284,6 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
       analysed++;
       continue;
     }
-    const fileOptions = (fileOptionsOf.has(file) ? fileOptionsOf.get(file) : optionsFor(file)) ?? { ...cli };
     const read: Prepared = (await bulk?.take(file)) ?? (isStdin(file) ? await readStdin(maxSize) : await readSource(file, maxSize));
     if ('skipped' in read) {
       report(file, read.fatal ? read.skipped : `skipped: ${read.skipped}`, read.fatal);
@@ -283,6 +293,7 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
       analysed++;
       continue;
     }
+    const fileOptions = (fileOptionsOf.has(file) ? fileOptionsOf.get(file) : optionsFor(file)) ?? { ...cli };
     if (isPatchInput(file, read.text, isStdin(file))) {
       const found = checkPatchFile(
         new PatchCheck(analyzer, { ...patchOptions, world, kernelVersion: fileOptions.kernelVersion, disabled: [...(fileOptions.disabledRules ?? [])], severity: fileOptions.severity }),
