@@ -34,8 +34,10 @@ export class WordFilter {
   private readonly m: number;
   /** Jump per pair of bytes ending the window. */
   private readonly shift: Uint8Array;
-  /** Words whose m-th pair of bytes is the key (the candidates when the jump is 0). */
-  private readonly candidates = new Map<number, Uint8Array[]>();
+  /** Per pair of bytes: the words whose m-th pair it is (the candidates when the jump is 0). */
+  private readonly candidates: Array<Uint8Array[] | undefined> = new Array(65536);
+  /** Pairs of bytes some word starts with: a window that starts otherwise holds no word (WM's prefix test). */
+  private readonly starts = new Uint8Array(65536);
   /** Set when some word is not a plain ASCII identifier, or shorter than 2: the regex decides then. */
   private readonly regexOnly: boolean;
 
@@ -56,9 +58,8 @@ export class WordFilter {
         if (m - 1 - q < this.shift[key]) this.shift[key] = m - 1 - q;
       }
       const key = (b[m - 2] << 8) | b[m - 1];
-      const list = this.candidates.get(key);
-      if (list) list.push(b);
-      else this.candidates.set(key, [b]);
+      (this.candidates[key] ??= []).push(b);
+      this.starts[(b[0] << 8) | b[1]] = 1;
     }
   }
 
@@ -69,6 +70,7 @@ export class WordFilter {
     const n = bytes.length;
     const m = this.m;
     const shift = this.shift;
+    const starts = this.starts;
     let i = m - 1;
     while (i < n) {
       const key = (bytes[i - 1] << 8) | bytes[i];
@@ -78,8 +80,8 @@ export class WordFilter {
         continue;
       }
       const start = i - m + 1;
-      if (start === 0 || WORD[bytes[start - 1]] === 0) {
-        for (const w of this.candidates.get(key)!) {
+      if (starts[(bytes[start] << 8) | bytes[start + 1]] === 1 && (start === 0 || WORD[bytes[start - 1]] === 0)) {
+        for (const w of this.candidates[key]!) {
           const end = start + w.length;
           if (end > n) continue;
           let j = 0;
