@@ -9,7 +9,8 @@
  * Runs `vsce package --no-dependencies` (the bundles carry every dependency),
  * then reads the .vsix's zip directory and checks that it holds only what
  * .vscodeignore lets in: the client and language-server bundles (not the
- * CLI's), the wasm images, the rule docs, the grammar, the icon and the
+ * CLI's), the wasm images, the rule docs, the README's screenshots, the
+ * grammar, the icon and the
  * manifest files. Prints the size.
  */
 const { spawnSync } = require('node:child_process');
@@ -60,6 +61,7 @@ const ALLOWED = [
   /^extension\/server\/dist\/server\.js$/,
   /^extension\/server\/dist\/[^/]+\.wasm$/,
   /^extension\/docs\/rules\/[^/]+\.md$/,
+  /^extension\/docs\/images\/[^/]+\.png$/,
   /^extension\/syntaxes\/.+$/,
 ];
 const REQUIRED = [
