@@ -10,8 +10,7 @@
  * then reads the .vsix's zip directory and checks that it holds only what
  * .vscodeignore lets in: the client and language-server bundles (not the
  * CLI's), the wasm images, the rule docs, the README's screenshots, the
- * grammar, the icon and the
- * manifest files. Prints the size.
+ * grammar, the icon and the manifest files. Prints the size.
  */
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
