@@ -288,24 +288,21 @@ export class AstCache {
 
   /** The copy of `node`'s subtree, from the cache when the node was reused. */
   copy(node: Node): AstNode {
-    const first = node.child(0);
-    if (!first) return copyTree(node);
-    const id = first.id;
-    const start = node.startIndex;
-    const length = node.endIndex - start;
-    const e = this.entries.get(id);
-    if (e && this.reusable(e, node.type, start, length)) {
+    const k = this.lookup(this.entries, node);
+    if (!k) return copyTree(node);
+    const e = k.entry;
+    if (e) {
       this.hits++;
       e.gen = this.gen;
-      if (e.start !== start) {
-        e.ast = shifted(e.ast, start - e.start);
-        e.start = start;
+      if (e.start !== k.start) {
+        e.ast = shifted(e.ast, k.start - e.start);
+        e.start = k.start;
       }
       return e.ast;
     }
     this.misses++;
     const ast = copyTree(node);
-    this.entries.set(id, { type: ast.type, start, length: ast.end - ast.start, ast, gen: this.gen });
+    this.entries.set(k.id, { type: ast.type, start: k.start, length: ast.end - ast.start, ast, gen: this.gen });
     return ast;
   }
 
@@ -316,27 +313,38 @@ export class AstCache {
    * value must not hold offsets: it is reused where the node moved.
    */
   remember<T>(node: Node, compute: (node: Node) => T): T {
-    const first = node.child(0);
-    if (!first) return compute(node);
-    const id = first.id;
-    const start = node.startIndex;
-    const length = node.endIndex - start;
-    const e = this.values.get(id);
-    if (e && this.reusable(e, node.type, start, length)) {
+    const k = this.lookup(this.values, node);
+    if (!k) return compute(node);
+    const e = k.entry;
+    if (e) {
       e.gen = this.gen;
-      e.start = start;
+      e.start = k.start;
       return e.value as T;
     }
     const value = compute(node);
-    this.values.set(id, { type: node.type, start, length, value, gen: this.gen });
+    this.values.set(k.id, { type: node.type, start: k.start, length: k.length, value, gen: this.gen });
     return value;
   }
 
-  /** Whether an entry made for a node of this type, start and length (on this or the previous tree) is that node's. */
-  private reusable(e: { type: string; start: number; length: number; gen: number }, type: string, start: number, length: number): boolean {
-    if (e.type !== type || e.length !== length) return false;
-    if (e.gen === this.gen) return e.start === start;
-    return this.previous !== undefined && this.previous.slice(e.start, e.start + length) === this.text.slice(start, start + length);
+  /**
+   * The key of `node` (its first child's id; undefined for a leaf, which is
+   * not cached), where it is, and the entry of `map` made for it, if that
+   * entry is still the node's (same type and length, and the same text where
+   * it was last used, on this tree or the previous one).
+   */
+  private lookup<E extends { type: string; start: number; length: number; gen: number }>(
+    map: Map<number, E>,
+    node: Node,
+  ): { id: number; start: number; length: number; entry?: E } | undefined {
+    const first = node.child(0);
+    if (!first) return undefined;
+    const id = first.id;
+    const start = node.startIndex;
+    const length = node.endIndex - start;
+    const e = map.get(id);
+    if (!e || e.type !== node.type || e.length !== length) return { id, start, length };
+    const same = e.gen === this.gen ? e.start === start : this.previous !== undefined && this.previous.slice(e.start, e.start + length) === this.text.slice(start, start + length);
+    return same ? { id, start, length, entry: e } : { id, start, length };
   }
 
   /** A reparse made a new tree from the previous one: keep only what the previous tree used. */
