@@ -24,7 +24,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as fc from 'fast-check';
 import { main } from '../../src/cli/main';
-import { BUDGET_MS, fuzzRuns, FUZZ_SEED, Slowest } from './common';
+import { BUDGET_MS, fuzzRuns, FUZZ_SEED, readSeeds, Slowest } from './common';
 
 const REPO = path.resolve(__dirname, '../../../..');
 const BIN = path.join(REPO, 'server/bin/dmalens.js');
@@ -36,19 +36,6 @@ let tmp = '';
 
 // ---------------------------------------------------------------- inputs
 
-function readSeeds(dir: string, ext: RegExp): Buffer[] {
-  const out: Buffer[] = [];
-  const walk = (d: string) => {
-    if (!fs.existsSync(d)) return;
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (ext.test(e.name)) out.push(fs.readFileSync(p));
-    }
-  };
-  walk(dir);
-  return out;
-}
 
 const C_SEEDS = [...readSeeds(path.join(REPO, 'server/test/fixtures/rules'), /\.c$/), ...readSeeds(path.join(REPO, 'examples/drivers'), /\.[ch]$/)];
 const PATCH_SEEDS = [...readSeeds(path.join(REPO, 'server/test/fixtures/patch'), /\.(diff|patch|eml|mbx)$/), ...readSeeds(path.join(REPO, 'examples/patches'), /\.(mbx|patch)$/)];

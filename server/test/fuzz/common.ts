@@ -8,6 +8,24 @@
  * seed; fast-check prints the seed and the shrunk counterexample of a failure.
  */
 
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** The files under `dir` (recursively, none when it does not exist) whose names match `ext`: seeds of the generators. */
+export function readSeeds(dir: string, ext: RegExp): Buffer[] {
+  const out: Buffer[] = [];
+  const walk = (d: string) => {
+    if (!fs.existsSync(d)) return;
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (ext.test(e.name)) out.push(fs.readFileSync(p));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
 /**
  * Runs of a property: `defaultRuns` in npm test; under npm run fuzz
  * (DMALENS_FUZZ_RUNS=N) N times `longShare` (the costly properties, which

@@ -27,7 +27,7 @@ import * as fc from 'fast-check';
 import { CancellationTokenSource, CodeActionRequest, CodeLensRequest, type TextDocumentContentChangeEvent } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { serverBuild, TestClient } from '../helpers/lspClient';
-import { fuzzRuns, FUZZ_SEED, Slowest } from './common';
+import { fuzzRuns, FUZZ_SEED, readSeeds, Slowest } from './common';
 
 const REPO = path.resolve(__dirname, '../../../..');
 const SESSIONS = fuzzRuns(25, 0.02);
@@ -35,22 +35,13 @@ const slowest = new Slowest();
 let requests = 0;
 let edits = 0;
 
-function readSeeds(dir: string, ext: RegExp): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    if (!fs.existsSync(d)) return;
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (ext.test(e.name)) out.push(fs.readFileSync(p, 'latin1'));
-    }
-  };
-  walk(dir);
-  return out;
+/** Seed files as text (latin-1: any bytes). */
+function readSeedTexts(dir: string, ext: RegExp): string[] {
+  return readSeeds(dir, ext).map((b) => b.toString('latin1'));
 }
 
-const C_SEEDS = [...readSeeds(path.join(REPO, 'server/test/fixtures/rules'), /\.c$/), ...readSeeds(path.join(REPO, 'examples/drivers'), /\.c$/)];
-const PATCH_SEEDS = readSeeds(path.join(REPO, 'server/test/fixtures/patch'), /\.(diff|patch|eml|mbx)$/);
+const C_SEEDS = [...readSeedTexts(path.join(REPO, 'server/test/fixtures/rules'), /\.c$/), ...readSeedTexts(path.join(REPO, 'examples/drivers'), /\.c$/)];
+const PATCH_SEEDS = readSeedTexts(path.join(REPO, 'server/test/fixtures/patch'), /\.(diff|patch|eml|mbx)$/);
 
 const BAD = '#include <linux/dma-buf.h>\n\nvoid f(struct dma_buf_attachment *a)\n{\n\tstruct sg_table *s = dma_buf_map_attachment(a, DMA_BIDIRECTIONAL);\n}\n';
 
