@@ -254,8 +254,10 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
   // The project of each directory, asked once per directory (a tree has a tenth as many as files);
   // its problems are printed the first time.
   const projectOfDir = new Map<string, Project | undefined>();
+  // Standard input counts as a file in the working directory.
+  const located = (file: string): string => (isStdin(file) ? path.join(process.cwd(), '-') : file);
   const projectOf = (file: string): Project | undefined => {
-    const dir = path.dirname(isStdin(file) ? path.join(process.cwd(), '-') : file);
+    const dir = path.dirname(located(file));
     if (projectOfDir.has(dir)) return projectOfDir.get(dir);
     const project = projects.find(path.resolve(dir));
     projectOfDir.set(dir, project);
@@ -267,7 +269,7 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
   };
   const optionsFor = (file: string): AnalyzeOptions | undefined => {
     projectOf(file);
-    const o = projects.optionsFor(isStdin(file) ? path.join(process.cwd(), '-') : file, cli);
+    const o = projects.optionsFor(located(file), cli);
     return o && isStdin(file) ? { ...o, path: undefined } : o;
   };
   // Excluded by a project file: only files under a project with `exclude` patterns can be. The other

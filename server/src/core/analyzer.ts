@@ -71,7 +71,7 @@ export class Analyzer {
    * rules for other kernels need) is not even parsed; `errorNodes` is 0 then.
    */
   analyzeText(text: string, options: AnalyzeOptions = {}): AnalysisResult {
-    if (!anyRuleRuns(text, options)) return { findings: [], notices: [], errorNodes: 0 };
+    if (!this.runsOn(text, options)) return { findings: [], notices: [], errorNodes: 0 };
     const doc = this.parse(text);
     try {
       return this.analyze(doc, options);

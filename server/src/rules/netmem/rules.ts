@@ -237,7 +237,7 @@ export const netmemUnreadableFrag: Rule = {
   severity: 'error',
   summary: 'skb frag treated as a page (CPU access, page refcount, DMA mapping) without ruling out unreadable net_iov frags',
   since: { major: 6, minor: 12 },
-  needs: ['skb_frag_page', 'skb_frag_address', 'skb_frag_address_safe', 'netmem_to_page', '__netmem_to_page'],
+  needs: [...FRAG_CALLS],
   context: ['skb_frags_readable', 'skb_frag_is_net_iov', 'netmem_is_net_iov', 'skb_frag_dma_map'],
   check(ctx) {
     const { ff } = ctx;
