@@ -254,7 +254,8 @@ async function analyseOne(analyzer: Analyzer, projects: ProjectFiles, job: Job, 
   // The command line's options over the nearest .dmalens.json (../node/project.ts); excluded files never get here.
   const options: AnalyzeOptions = projects.optionsFor(file, job.options) ?? { ...job.options, path: file };
   try {
-    const result = analyzer.analyzeText(text, options);
+    // Lazily: the bodies no rule looks into are never parsed (core/parser.ts parseLazily).
+    const result = analyzer.analyzeText(text, options, { lazy: true });
     const needText = result.findings.length > 0;
     return { k: 'done', bytes: bytes.length, encoding, result, ...(needText ? { text } : {}) };
   } catch (e) {

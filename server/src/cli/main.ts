@@ -313,7 +313,7 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
     const options: AnalyzeOptions = fileOptions;
     let result: AnalysisResult;
     try {
-      result = read.analysed ? read.analysed() : analyzer.analyzeText(read.text, options);
+      result = read.analysed ? read.analysed() : analyzer.analyzeText(read.text, options, { lazy: true });
     } catch (e) {
       // The core reports problems as notices; an exception is a bug: say which file, go on.
       report(file, `analysis failed: ${e instanceof Error ? e.message : String(e)}`, true);

@@ -6,6 +6,7 @@
  *   const result = analyzer.analyze(doc, options);   // findings + notices
  *   const doc2 = analyzer.parse(newText, doc);       // incremental; doc is consumed
  *   doc2.delete();                                   // free the tree when dropped
+ *   analyzer.analyzeText(text, options, { lazy: true }); // one shot; bodies parsed on demand
  */
 import { Parser } from 'web-tree-sitter';
 import { adoptRuntime, verifyRuntime } from './ast';
@@ -60,6 +61,11 @@ export class Analyzer {
     return this.parser.parse(text, previous, budgetMs);
   }
 
+  /** Parses `text` leaving out function bodies until the analysis needs them (one-shot: never a `previous`). */
+  parseLazily(text: string, budgetMs?: number): ParsedFile {
+    return this.parser.parseLazily(text, budgetMs);
+  }
+
   /** Runs every enabled rule over a parsed file. Never throws. */
   analyze(doc: ParsedFile, options: AnalyzeOptions = {}): AnalysisResult {
     return runRules(doc, options);
@@ -69,10 +75,14 @@ export class Analyzer {
    * Parses, analyses and frees in one go (for the CLI). Text on which no rule
    * runs (it mentions nothing a rule needs, or only what disabled rules or
    * rules for other kernels need) is not even parsed; `errorNodes` is 0 then.
+   * `lazy` (the command line, patch review): function bodies are parsed only
+   * when a rule looks into them (CParser.parseLazily), with the same findings
+   * and notices; `errorNodes` then counts the ERROR nodes outside the bodies
+   * left out.
    */
-  analyzeText(text: string, options: AnalyzeOptions = {}): AnalysisResult {
+  analyzeText(text: string, options: AnalyzeOptions = {}, how: { lazy?: boolean } = {}): AnalysisResult {
     if (!this.runsOn(text, options)) return { findings: [], notices: [], errorNodes: 0 };
-    const doc = this.parse(text);
+    const doc = how.lazy ? this.parseLazily(text) : this.parse(text);
     try {
       return this.analyze(doc, options);
     } finally {

@@ -326,7 +326,7 @@ export class FileFacts {
   // ------------------------------------------------------------- per function
 
   private buildFunction(info: FunctionInfo): FunctionFacts | null {
-    const ast = this.doc.asts.copy(info.tsNode);
+    const ast = this.doc.copyFunction(info.tsNode);
     const body = field(ast, 'body');
     if (!body) return null;
     const cfg = buildFunctionCfg(body, this.doc.sanitized.iterators, this.text);

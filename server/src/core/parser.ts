@@ -4,10 +4,12 @@
  * does no I/O). Parsing never fails: kernel macros that still confuse the
  * grammar become ERROR nodes, and analysis goes on around them.
  */
-import { Language, Parser, type Tree } from 'web-tree-sitter';
-import { AstCache } from './ast';
-import { diffEdit } from './positions';
+import { Language, Parser, type Node, type Range, type Tree } from 'web-tree-sitter';
+import { AstCache, copyTree, type AstNode } from './ast';
+import { diffEdit, PointIndex } from './positions';
 import { sanitize, type Sanitized } from './sanitize';
+import { functionBodies } from './skeleton';
+import type { Span } from './types';
 
 export interface WasmImages {
   /** web-tree-sitter's runtime (tree-sitter.wasm). */
@@ -54,6 +56,11 @@ export class CParser {
     }
     const san = sanitize(text);
     let old: Tree | undefined;
+    // A lazily parsed previous tree lacks bodies: reuse it only once filled in (else parse afresh).
+    if (previous && !previous.deleted && !previous.complete && !(previous.parsedWhole && previous.fillIn())) {
+      previous.delete();
+      previous = undefined;
+    }
     if (previous && !previous.deleted) {
       const edit = diffEdit(previous.sanitized.text, san.text);
       if (!edit) {
@@ -65,9 +72,56 @@ export class CParser {
       old = previous.tree;
       old.edit(edit);
     }
+    const { tree, timedOut } = this.run(san.text, old, budgetMs);
+    // The copies made from the previous tree, for the subtrees this parse reused (core/ast.ts AstCache).
+    const asts = old && tree ? previous!.takeAsts() : undefined;
+    if (old) previous!.delete();
+    if (!tree) {
+      // The empty tree goes with the empty sanitized text, so that a later incremental parse starts from a consistent pair.
+      return new ParsedFile(text, NOTHING, this.empty(), true);
+    }
+    return new ParsedFile(text, san, tree, timedOut, asts);
+  }
+
+  /**
+   * Parses `text` for a one-shot analysis, leaving out the insides of the
+   * function bodies core/skeleton.ts finds: the tree has every top-level
+   * declaration, and each function with its name and parameters and an empty
+   * body. ParsedFile parses a body when its facts are built (`copyFunction`)
+   * and the whole text when a rule asks for it (`fullRoot`); the analysis
+   * finds what it finds on a full parse (server/test/lazy.test.ts). Not for
+   * incremental use: it is never a `previous`.
+   */
+  parseLazily(text: string, budgetMs = 5000): ParsedFile {
+    if (text.length > MAX_TEXT_CHARS) return this.parse(text, undefined, budgetMs);
+    const san = sanitize(text);
+    const bodies = functionBodies(san.text);
+    if (!bodies.length) {
+      const { tree, timedOut } = this.run(san.text, undefined, budgetMs);
+      if (!tree) return this.failed(text);
+      return new ParsedFile(text, san, tree, timedOut);
+    }
+    const points = new PointIndex(san.text);
+    const ranges: Range[] = [];
+    let from = 0;
+    for (const b of [...bodies, { start: san.text.length, end: san.text.length }]) {
+      if (b.start > from) ranges.push(points.range(from, b.start));
+      from = b.end;
+    }
+    const { tree, timedOut } = this.run(san.text, undefined, budgetMs, ranges);
+    if (!tree) return this.failed(text);
+    return new ParsedFile(text, san, tree, timedOut, undefined, false, {
+      elided: bodies,
+      parse: (ranges) => this.run(san.text, undefined, budgetMs, ranges?.map((r) => points.range(r.start, r.end))).tree,
+    });
+  }
+
+  /** One parse, within `budgetMs` (a null tree when the parser gave up; `timedOut` when the budget ended it). */
+  private run(text: string, old: Tree | undefined, budgetMs: number, includedRanges?: Range[]): { tree: Tree | null; timedOut: boolean } {
     const deadline = Date.now() + budgetMs;
     let timedOut = false;
-    const tree = this.parser.parse(san.text, old ?? null, {
+    const tree = this.parser.parse(text, old ?? null, {
+      ...(includedRanges ? { includedRanges } : {}),
       progressCallback: () => {
         if (Date.now() > deadline) {
           timedOut = true;
@@ -76,20 +130,25 @@ export class CParser {
         return false;
       },
     } as never);
-    // The copies made from the previous tree, for the subtrees this parse reused (core/ast.ts AstCache).
-    const asts = old && tree ? previous!.takeAsts() : undefined;
-    if (old) previous!.delete();
-    if (!tree) {
-      this.parser.reset();
-      // The empty tree goes with the empty sanitized text, so that a later incremental parse starts from a consistent pair.
-      return new ParsedFile(text, NOTHING, this.empty(), true);
-    }
-    return new ParsedFile(text, san, tree, timedOut, asts);
+    if (!tree) this.parser.reset();
+    return { tree, timedOut };
+  }
+
+  private failed(text: string): ParsedFile {
+    return new ParsedFile(text, NOTHING, this.empty(), true);
   }
 
   private empty(): Tree {
     return this.parser.parse('')!;
   }
+}
+
+/** What a lazily parsed file (CParser.parseLazily) keeps to parse what it left out. */
+interface LazyParts {
+  /** The insides of the function bodies the tree leaves out, in order. */
+  elided: Span[];
+  /** Parses the file's sanitized text, within the given ranges (all of it without). */
+  parse(ranges?: Span[]): Tree | null;
 }
 
 const RELEASED: Sanitized = { text: '', iterators: new Map() };
@@ -105,16 +164,22 @@ export class ParsedFile {
   constructor(
     readonly text: string,
     private _sanitized: Sanitized,
-    readonly tree: Tree,
+    private _tree: Tree,
     /** The parse ran past its budget; the tree is empty. */
     readonly timedOut: boolean,
     /** From the previous parse of the same document, when this tree was made from its tree. */
     asts?: AstCache,
     /** The text is longer than MAX_TEXT_CHARS: not parsed; the tree is empty. */
     readonly tooLarge = false,
+    /** Parsed without some function bodies (CParser.parseLazily), until `fillIn`. */
+    private lazy?: LazyParts,
   ) {
     this._asts = asts ?? new AstCache();
     this._asts.useText(_sanitized.text);
+  }
+
+  get tree(): Tree {
+    return this._tree;
   }
 
   /** The sanitized twin of `text` (released by `delete`: only a live tree needs it). */
@@ -144,7 +209,99 @@ export class ParsedFile {
     this._deleted = true;
     this._asts.clear();
     this._sanitized = RELEASED;
-    if (this.owned) this.tree.delete();
+    if (this.owned) this._tree.delete();
+    if (this.full && this.full !== this._tree) this.full.delete();
+    this.full = undefined;
+  }
+
+  private full: Tree | undefined;
+
+  /** Whether `tree` has every function body (a lazily parsed file has not, until `fillIn`). */
+  get complete(): boolean {
+    return !this.lazy || !this.lazy.elided.length;
+  }
+
+  /** Whether the whole text has been parsed (the tree is complete, or `fullRoot` or `copyFunction` parsed it all). */
+  get parsedWhole(): boolean {
+    return this.complete || this.full !== undefined;
+  }
+
+  /**
+   * Makes a lazily parsed file an ordinary one: its tree becomes that of the
+   * whole text (parsed now unless `fullRoot` did), fit for an incremental
+   * reparse. The language server does this after publishing a document's
+   * first diagnostics. False when the parse did not finish (the file stays
+   * lazy).
+   */
+  fillIn(): boolean {
+    if (this._deleted || this.complete) return !this._deleted;
+    const full = this.full ?? this.lazy!.parse();
+    if (!full) return false;
+    if (this.owned) this._tree.delete();
+    this._tree = full;
+    this.full = undefined;
+    this.lazy = undefined;
+    this.owned = true;
+    // The copies came from the tree just freed.
+    this._asts.clear();
+    this._asts = new AstCache();
+    this._asts.useText(this._sanitized.text);
+    return true;
+  }
+
+  /**
+   * The root of the whole file's tree, function bodies included (for a rule
+   * that walks every node). A lazily parsed file parses its text again for
+   * it, once.
+   */
+  fullRoot(): Node {
+    if (!this.lazy || this._deleted || this.complete) return this._tree.rootNode;
+    this.full ??= this.lazy.parse() ?? undefined;
+    return (this.full ?? this._tree).rootNode;
+  }
+
+  /**
+   * The copy of a function_definition node of this tree. When its body was
+   * left out (a lazily parsed file), the function's own range of the text is
+   * parsed for it: the same node as a full parse gives (else the full tree's).
+   */
+  copyFunction(node: Node): AstNode {
+    if (!this.lazy || this._deleted || !this.elidedWithin(node.startIndex, node.endIndex)) return this.asts.copy(node);
+    const start = node.startIndex;
+    const end = node.endIndex;
+    if (this.full) return copyTree(this.sameNode(this.full.rootNode, node) ?? node);
+    const tree = this.lazy.parse([{ start, end }]);
+    if (tree) {
+      try {
+        const own = tree.rootNode.namedChildren.find((c) => c && c.type === node.type && c.startIndex === start && c.endIndex === end);
+        if (own) return copyTree(own);
+      } finally {
+        tree.delete();
+      }
+    }
+    return copyTree(this.sameNode(this.fullRoot(), node) ?? node);
+  }
+
+  /** Whether some left-out body lies within [start, end). */
+  private elidedWithin(start: number, end: number): boolean {
+    const e = this.lazy!.elided;
+    let lo = 0;
+    let hi = e.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (e[mid].start < start) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < e.length && e[lo].end <= end;
+  }
+
+  /** The node of `root`'s tree with `node`'s type and range. */
+  private sameNode(root: Node, node: Node): Node | undefined {
+    for (let n: Node | null = root.descendantForIndex(node.startIndex, node.endIndex); n; n = n.parent) {
+      if (n.startIndex === node.startIndex && n.endIndex === node.endIndex && n.type === node.type) return n;
+      if (n.startIndex < node.startIndex || n.endIndex > node.endIndex) break;
+    }
+    return undefined;
   }
 
   /** Hands the tree over to a successor; this object no longer frees it. */

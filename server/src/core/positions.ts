@@ -179,6 +179,35 @@ export function diffEdit(oldText: string, newText: string): TextEdit | undefined
   };
 }
 
+/**
+ * Tree-sitter points of offsets of one text (rows at \n only), for the
+ * included ranges of a lazy parse (core/parser.ts).
+ */
+export class PointIndex {
+  private readonly starts: number[] = [0];
+
+  constructor(text: string) {
+    for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) this.starts.push(i + 1);
+  }
+
+  /** The tree-sitter range from `start` to `end`. */
+  range(start: number, end: number): { startIndex: number; endIndex: number; startPosition: { row: number; column: number }; endPosition: { row: number; column: number } } {
+    return { startIndex: start, endIndex: end, startPosition: this.point(start), endPosition: this.point(end) };
+  }
+
+  private point(offset: number): { row: number; column: number } {
+    const s = this.starts;
+    let lo = 0;
+    let hi = s.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (s[mid] <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { row: lo, column: offset - s[lo] };
+  }
+}
+
 /** pointAt(text, offset), from the point `from` at offset `start` (both texts agree up to there). */
 function pointAfter(from: { row: number; column: number }, start: number, text: string, offset: number): { row: number; column: number } {
   let row = from.row;

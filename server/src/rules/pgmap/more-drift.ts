@@ -83,7 +83,7 @@ export const pgmapApiDrift: Rule = {
   check(ctx) {
     const { ff } = ctx;
     const given = versionGiven(ctx);
-    const root = ff.doc.tree.rootNode;
+    const root = ff.doc.fullRoot();
     const invalid = (d: Drift): 'removed' | 'added' | undefined => {
       if (d.removedIn && cmp(ctx.version, d.removedIn) >= 0) {
         // Removed after the oldest tree we model: only wrong when the user named a newer tree.
@@ -155,7 +155,7 @@ export const pgmapApiDrift: Rule = {
           if (!d) continue;
           const how = invalid(d);
           const node = root.descendantForIndex(f.value.start);
-          if (how && node && !guarded(node)) report(ff.doc.tree.rootNode.descendantForIndex(f.value.start, f.value.end) ?? node, d, how, `.${f.path}`);
+          if (how && node && !guarded(node)) report(root.descendantForIndex(f.value.start, f.value.end) ?? node, d, how, `.${f.path}`);
         } else if (init.structType === 'dev_pagemap' && (f.path === 'res' || f.path.startsWith('res.'))) {
           const d = DRIFT.find((x) => x.kind === 'pgmapRes')!;
           const how = invalid(d);

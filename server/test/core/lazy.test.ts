@@ -1,0 +1,170 @@
+/**
+ * The lazy parse (core/skeleton.ts, CParser.parseLazily): which bodies the
+ * scan leaves out, that leaving them out changes nothing the analysis sees,
+ * and how a lazily parsed document becomes an ordinary one. kernel.test.ts compares the findings
+ * on the real trees too.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Analyzer } from '../../src/core/analyzer';
+import { FileFacts } from '../../src/core/facts';
+import { functionBodies } from '../../src/core/skeleton';
+import { sanitize } from '../../src/core/sanitize';
+import { interestingPattern } from '../../src/rules/registry';
+import { loadWasm } from '../../src/node/assets';
+
+const analyzerP = Analyzer.create(loadWasm());
+const REPO = path.resolve(__dirname, '..', '..', '..', '..');
+const FIXTURES = path.join(REPO, 'server', 'test', 'fixtures', 'rules');
+
+/** The rule fixtures (some in vMAJOR.MINOR/ folders: the kernel they are for) and the examples. */
+function sources(): string[] {
+  const under = (dir: string) => fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => /\.[ch]$/.test(f)).map((f) => path.join(dir, f));
+  return [...under(FIXTURES), ...under(path.join(REPO, 'examples', 'drivers'))];
+}
+
+/** A body long enough to be left out. */
+const BODY = '\n\tint a = 0;\n' + '\ta += f(a, "}{", \'}\'); /* } */ // {\n'.repeat(8);
+
+/** The texts of the left-out parts. */
+function bodies(text: string): string[] {
+  return functionBodies(text).map((b) => text.slice(b.start, b.end));
+}
+
+test('the scan leaves out function, struct, union and enum bodies; braces in strings, characters and comments do not count', () => {
+  const src = `static int f(struct d *d)\n{${BODY}}\nstruct s {${BODY}};\nunion {${BODY}} u;\nenum e {${BODY}};\n`;
+  assert.deepEqual(bodies(src), [BODY, BODY, BODY, BODY]);
+});
+
+test('the scan keeps initializers and short bodies; a body after an attribute with arguments still goes', () => {
+  const src = `static const struct dma_buf_ops ops = {${BODY}};\nint g(void) { return 0; }\nint x[] = {${BODY}};\n`;
+  assert.deepEqual(bodies(src), []);
+  // After an attribute with arguments (the sanitizer has blanked the known ones): still a function.
+  assert.equal(bodies(`int h(void) __attr(x)\n{${BODY}}\n`).length, 1);
+});
+
+test('conditionals: balanced groups inside a body are fine; unbalanced arms stop the scan', () => {
+  const inside = `int f(void)\n{${BODY}#ifdef A\n\tif (x) {\n\t\ty();\n\t}\n#else\n\tz();\n#endif\n}\nint g(void)\n{${BODY}}\n`;
+  assert.equal(bodies(inside).length, 2);
+  // Both arms open a brace: only the first arm's brace closes in a full parse; nothing from here on is left out.
+  const arms = `int a(void)\n{${BODY}}\nint f(void)\n{\n#ifdef A\n\tif (x) {\n#else\n\tif (y) {\n#endif\n\t\tz();\n\t}${BODY}}\nint g(void)\n{${BODY}}\n`;
+  assert.equal(bodies(arms).length, 1, 'the function before the unbalanced arms only');
+  // Two headers in the arms of a conditional, one body.
+  const headers = `#ifdef A\nint f(int a)\n{\n#else\nint f(void)\n{\n#endif${BODY}}\nint g(void)\n{${BODY}}\n`;
+  assert.deepEqual(bodies(headers), []);
+  // A body opened in a conditional and closed outside it.
+  assert.deepEqual(bodies(`#if X\nint f(void)\n{${BODY}\n#endif\n}\n`), []);
+  // Unterminated comment, string, stray closing brace: stop, with what was found before.
+  assert.equal(bodies(`int f(void)\n{${BODY}}\n/* never closed {${BODY}`).length, 1);
+  assert.equal(bodies(`}\nint f(void)\n{${BODY}}\n`).length, 0);
+});
+
+test('a lazily parsed file gives every function and table, and the same function trees as a full parse', async () => {
+  const analyzer = await analyzerP;
+  const files = sources();
+  assert.ok(files.length > 200);
+  let left = 0;
+  let fromRanges = 0;
+  for (const file of files) {
+    const text = fs.readFileSync(file, 'utf8');
+    const full = analyzer.parse(text);
+    const lazy = analyzer.parseLazily(text);
+    try {
+      const pattern = interestingPattern(undefined, true);
+      const a = new FileFacts(full, pattern);
+      const b = new FileFacts(lazy, pattern);
+      assert.deepEqual([...b.functions.keys()], [...a.functions.keys()], file);
+      assert.deepEqual(b.initializers.length, a.initializers.length, file);
+      assert.deepEqual([...b.roles.keys()], [...a.roles.keys()], file);
+      for (const [name, info] of a.functions) {
+        const lazyInfo = b.functions.get(name)!;
+        assert.deepEqual(lazy.copyFunction(lazyInfo.tsNode), full.copyFunction(info.tsNode), `${file}: ${name}`);
+      }
+      if (!lazy.complete) fromRanges++;
+      assert.equal(lazy.fullRoot().toString(), full.tree.rootNode.toString(), file);
+      left += functionBodies(sanitize(text).text).length;
+    } finally {
+      full.delete();
+      lazy.delete();
+    }
+  }
+  assert.ok(left > 100, `only ${left} bodies left out over the fixtures`);
+  assert.ok(fromRanges > 100, `only ${fromRanges} files had their functions from their own ranges`);
+});
+
+test('analyzeText with lazy: the same findings and notices on every rule fixture and example', async () => {
+  const analyzer = await analyzerP;
+  for (const file of sources()) {
+    const text = fs.readFileSync(file, 'utf8');
+    const m = /\/v(\d+)\.(\d+)\//.exec(file);
+    const options = m ? { kernelVersion: { major: +m[1], minor: +m[2] } } : {};
+    const full = analyzer.analyzeText(text, options);
+    const lazy = analyzer.analyzeText(text, options, { lazy: true });
+    assert.deepEqual([lazy.findings, lazy.notices], [full.findings, full.notices], file);
+  }
+});
+
+test('a full parse after a lazy one sees the whole text (the included ranges do not stay with the parser)', async () => {
+  const analyzer = await analyzerP;
+  const text = `int f(void)\n{${BODY}}\n`;
+  const lazy = analyzer.parseLazily(text);
+  assert.match(lazy.tree.rootNode.toString(), /compound_statement\)\)\)$/);
+  assert.ok(!lazy.tree.rootNode.toString().includes('call_expression'));
+  lazy.delete();
+  const full = analyzer.parse(text);
+  assert.ok(full.tree.rootNode.toString().includes('call_expression'));
+  full.delete();
+});
+
+test('lazy parse of text with characters outside latin-1: offsets are UTF-16 code units throughout', async () => {
+  const analyzer = await analyzerP;
+  const text = `/* é€😀 */\nint f(void)\n{\n\t/* ü😀 */${BODY}}\nint g(void)\n{${BODY}\tdma_buf_put(x);\n}\n`;
+  const lazy = analyzer.parseLazily(text);
+  const full = analyzer.parse(text);
+  try {
+    const pattern = interestingPattern(undefined, true);
+    const a = new FileFacts(full, pattern);
+    const b = new FileFacts(lazy, pattern);
+    assert.ok(!lazy.complete);
+    for (const name of ['f', 'g']) assert.deepEqual(lazy.copyFunction(b.functions.get(name)!.tsNode), full.copyFunction(a.functions.get(name)!.tsNode));
+    assert.ok(!lazy.complete, 'each function came from a parse of its own range, not from a full parse');
+  } finally {
+    lazy.delete();
+    full.delete();
+  }
+});
+
+test('a lazily parsed document as the previous tree: reparsed afresh, or incrementally once filled in', async () => {
+  const analyzer = await analyzerP;
+  const text = `int f(void)\n{${BODY}}\nint g(void)\n{${BODY}\tdma_buf_put(x);\n}\n`;
+  const edited = text.replace('dma_buf_put(x)', 'dma_buf_put(y)');
+  const fresh = analyzer.parse(edited);
+  const expected = fresh.tree.rootNode.toString();
+  fresh.delete();
+
+  // Not filled in: the reparse cannot reuse a tree without bodies, and parses afresh.
+  const lazy = analyzer.parseLazily(text);
+  assert.ok(!lazy.complete);
+  const afresh = analyzer.parse(edited, lazy);
+  assert.ok(lazy.deleted);
+  assert.equal(afresh.tree.rootNode.toString(), expected);
+  afresh.delete();
+
+  // Filled in: an ordinary tree, reparsed incrementally.
+  const lazy2 = analyzer.parseLazily(text);
+  assert.ok(lazy2.fillIn());
+  assert.ok(lazy2.complete);
+  assert.ok(lazy2.tree.rootNode.toString().includes('call_expression'));
+  const incremental = analyzer.parse(edited, lazy2);
+  assert.equal(incremental.tree.rootNode.toString(), expected);
+  incremental.delete();
+
+  // The same text again after the fill-in: the tree is kept, with every body.
+  const lazy3 = analyzer.parseLazily(text);
+  lazy3.fullRoot();
+  const same = analyzer.parse(text, lazy3);
+  assert.ok(same.complete && same.tree.rootNode.toString().includes('call_expression'));
+  same.delete();
+});
