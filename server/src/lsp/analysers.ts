@@ -89,8 +89,12 @@ export class CAnalyser implements DocumentAnalyser<ParsedFile | undefined> {
     // Room first: wasm memory keeps its high-water mark, so the trees kept and the
     // one being made must fit the budget together.
     this.trim(text.length);
+    const previous = state && !state.deleted ? state : undefined;
     try {
-      parsed = this.analyzer.parse(text, state && !state.deleted ? state : undefined);
+      // A document parsed afresh (just opened, or its tree was trimmed) is parsed lazily for its first
+      // diagnostics, and filled in right after they go out (fillLater): the bodies no rule looks
+      // into wait until then.
+      parsed = previous ? this.analyzer.parse(text, previous) : this.analyzer.parseLazily(text);
     } catch (e) {
       if (state && !state.deleted) this.dispose(state);
       throw e;
@@ -98,6 +102,7 @@ export class CAnalyser implements DocumentAnalyser<ParsedFile | undefined> {
     try {
       const result = this.analyzer.analyze(parsed, options);
       this.keep(parsed);
+      if (!parsed.complete) this.fillLater(parsed);
       return { result, state: parsed };
     } catch (e) {
       this.dispose(parsed);
@@ -113,6 +118,31 @@ export class CAnalyser implements DocumentAnalyser<ParsedFile | undefined> {
     } catch {
       /* a tree that cannot be freed is leaked, not fatal */
     }
+  }
+
+  /**
+   * Completes a lazily parsed document's tree once the current message is
+   * handled (its diagnostics published), so that the next edit reparses
+   * incrementally. An edit that comes first parses afresh (core/parser.ts).
+   */
+  private fillLater(parsed: ParsedFile): void {
+    const timer = setImmediate(() => {
+      this.filling.delete(timer);
+      if (parsed.deleted || parsed.complete) return;
+      try {
+        parsed.fillIn();
+      } catch {
+        /* stays lazy: the next edit parses afresh */
+      }
+    });
+    this.filling.add(timer);
+  }
+
+  private readonly filling = new Set<NodeJS.Immediate>();
+
+  /** Whether documents wait for their trees to be filled in (for tests). */
+  get fillPending(): boolean {
+    return this.filling.size > 0;
   }
 
   /** Number of documents holding a tree, and their characters (for tests and logs). */

@@ -1,7 +1,8 @@
 /**
  * The lazy parse (core/skeleton.ts, CParser.parseLazily): which bodies the
  * scan leaves out, that leaving them out changes nothing the analysis sees,
- * and how a lazily parsed document becomes an ordinary one. kernel.test.ts compares the findings
+ * and how a lazily parsed document becomes an ordinary one (the language
+ * server's first parse of a document). kernel.test.ts compares the findings
  * on the real trees too.
  */
 import { test } from 'node:test';
@@ -14,6 +15,7 @@ import { functionBodies } from '../../src/core/skeleton';
 import { sanitize } from '../../src/core/sanitize';
 import { interestingPattern } from '../../src/rules/registry';
 import { loadWasm } from '../../src/node/assets';
+import { CAnalyser } from '../../src/lsp/analysers';
 
 const analyzerP = Analyzer.create(loadWasm());
 const REPO = path.resolve(__dirname, '..', '..', '..', '..');
@@ -167,4 +169,23 @@ test('a lazily parsed document as the previous tree: reparsed afresh, or increme
   const same = analyzer.parse(text, lazy3);
   assert.ok(same.complete && same.tree.rootNode.toString().includes('call_expression'));
   same.delete();
+});
+
+test('the language server: a document opened is parsed lazily, filled in after its diagnostics, then edited incrementally', async () => {
+  const analyzer = await analyzerP;
+  const c = new CAnalyser(analyzer);
+  const file = path.join(FIXTURES, 'DMABUF-LOCKING', fs.readdirSync(path.join(FIXTURES, 'DMABUF-LOCKING')).find((f) => f.startsWith('bad'))!);
+  const text = fs.readFileSync(file, 'utf8');
+  const first = c.analyze(text, undefined, {});
+  assert.ok(first.state && !first.state.complete, 'the first parse leaves bodies out');
+  assert.ok(c.fillPending);
+  assert.deepEqual(first.result.findings, analyzer.analyzeText(text).findings);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(!c.fillPending);
+  assert.ok(first.state.complete, 'filled in once the diagnostics are out');
+  const edited = text + '\n/* edit */\n';
+  const second = c.analyze(edited, first.state, {});
+  assert.ok(second.state && second.state.complete);
+  assert.deepEqual(second.result.findings, analyzer.analyzeText(edited).findings);
+  c.dispose(second.state);
 });
