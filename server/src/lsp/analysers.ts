@@ -51,6 +51,11 @@ export interface DocumentAnalyser<State = unknown> {
    * diagnostics, not even a notice.
    */
   accepts?(text: string, languageId: string): boolean;
+  /**
+   * The diagnostics of the analysis that returned `state` have been sent:
+   * time for work that can wait until the user has them. Never throws.
+   */
+  published?(state: State): void;
   /** Frees a document's state (closed, or no longer analysed). Never throws. */
   dispose(state: State): void;
 }
@@ -92,8 +97,8 @@ export class CAnalyser implements DocumentAnalyser<ParsedFile | undefined> {
     const previous = state && !state.deleted ? state : undefined;
     try {
       // A document parsed afresh (just opened, or its tree was trimmed) is parsed lazily for its first
-      // diagnostics, and filled in right after they go out (fillLater): the bodies no rule looks
-      // into wait until then.
+      // diagnostics, and filled in once they are out (published): the bodies no rule looks into wait
+      // until then.
       parsed = previous ? this.analyzer.parse(text, previous) : this.analyzer.parseLazily(text);
     } catch (e) {
       if (state && !state.deleted) this.dispose(state);
@@ -102,7 +107,6 @@ export class CAnalyser implements DocumentAnalyser<ParsedFile | undefined> {
     try {
       const result = this.analyzer.analyze(parsed, options);
       this.keep(parsed);
-      if (!parsed.complete) this.fillLater(parsed);
       return { result, state: parsed };
     } catch (e) {
       this.dispose(parsed);
@@ -121,28 +125,17 @@ export class CAnalyser implements DocumentAnalyser<ParsedFile | undefined> {
   }
 
   /**
-   * Completes a lazily parsed document's tree once the current message is
-   * handled (its diagnostics published), so that the next edit reparses
-   * incrementally. An edit that comes first parses afresh (core/parser.ts).
+   * Once the first diagnostics of a lazily parsed document are out: fills its
+   * tree in, so that the next edit reparses incrementally (an edit that came
+   * first has parsed afresh already; core/parser.ts).
    */
-  private fillLater(parsed: ParsedFile): void {
-    const timer = setImmediate(() => {
-      this.filling.delete(timer);
-      if (parsed.deleted || parsed.complete) return;
-      try {
-        parsed.fillIn();
-      } catch {
-        /* stays lazy: the next edit parses afresh */
-      }
-    });
-    this.filling.add(timer);
-  }
-
-  private readonly filling = new Set<NodeJS.Immediate>();
-
-  /** Whether documents wait for their trees to be filled in (for tests). */
-  get fillPending(): boolean {
-    return this.filling.size > 0;
+  published(state: ParsedFile | undefined): void {
+    if (!state || state.deleted || state.complete) return;
+    try {
+      state.fillIn();
+    } catch {
+      /* stays lazy: the next edit parses afresh */
+    }
   }
 
   /** Number of documents holding a tree, and their characters (for tests and logs). */

@@ -479,7 +479,8 @@ export class DmaLensServer {
     }
     for (const p of out.problems ?? []) diagnostics.push(problemToDiagnostic(p, index));
     d.last = { version, text, index, findings: result.findings, errorNodes: result.errorNodes };
-    this.publish(d.uri, version, diagnostics);
+    const state = out.state;
+    this.publish(d.uri, version, diagnostics, () => analyser.published?.(state));
   }
 
   /**
@@ -518,10 +519,14 @@ export class DmaLensServer {
     }
   }
 
-  private publish(uri: string, version: number, diagnostics: Diagnostic[]): void {
+  /** Sends a document's diagnostics; `then` runs once they are written (or could not be). */
+  private publish(uri: string, version: number, diagnostics: Diagnostic[], then?: () => void): void {
     this.connection
       .sendDiagnostics({ uri, version, diagnostics })
-      .catch((e) => this.error(`cannot publish diagnostics for ${uri}: ${describe(e)}`));
+      .catch((e) => this.error(`cannot publish diagnostics for ${uri}: ${describe(e)}`))
+      .finally(() => {
+        if (then && !this.shuttingDown) then();
+      });
   }
 
   // ---- plumbing -----------------------------------------------------------
