@@ -27,6 +27,7 @@ import { sanitize } from '../src/core/sanitize';
 import { binaryReason, decodeBytes } from '../src/core/text';
 import type { AnalysisResult, AnalyzeOptions } from '../src/core/types';
 import { main } from '../src/cli/main';
+import { MIN_FILES } from '../src/cli/bulk';
 import { CAnalyser } from '../src/lsp/analysers';
 import { loadWasm } from '../src/node/assets';
 import { collectWorkspaceFacts, type WorkspaceResult } from '../src/node/workspace';
@@ -297,9 +298,11 @@ describe('language server tree budget', () => {
 });
 
 describe('dmalens check with worker threads', () => {
-  async function run(workers: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
+  /** `workers` undefined: the default (workers once the walk has found MIN_FILES files). */
+  async function run(workers: string | undefined, args: string[]): Promise<{ code: number; out: string; err: string }> {
     const saved = process.env.DMALENS_WORKERS;
-    process.env.DMALENS_WORKERS = workers;
+    if (workers === undefined) delete process.env.DMALENS_WORKERS;
+    else process.env.DMALENS_WORKERS = workers;
     let out = '';
     let err = '';
     try {
@@ -330,6 +333,9 @@ describe('dmalens check with worker threads', () => {
         const serial = await run('0', args);
         const parallel = await run('3', args);
         assert.deepEqual(parallel, serial, format);
+        // By default the workers start in the middle of the walk, once it has found MIN_FILES files.
+        assert.ok(sourceFiles(dir).length > MIN_FILES);
+        assert.deepEqual(await run(undefined, args), serial, format);
         assert.ok(serial.out.length > 100 && serial.err.includes('skipped'), format);
       }
       const explain = ['check', '--explain', '--kernel', '6.12', '--disable', 'DMABUF-ERRPTR', dir];

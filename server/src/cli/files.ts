@@ -51,14 +51,17 @@ function isSource(name: string): boolean {
   return SOURCE_EXTENSIONS.includes(path.extname(name));
 }
 
+/** How long the walk goes on without letting the event loop turn, when someone listens (`onFile`). */
+const YIELD_MS = 10;
+
 /**
  * Expands command-line paths: files as they are, directories recursively (only
  * .c and .h files; symlinked directories are not followed, which also keeps
  * the walk free of cycles). Entries are visited in code-unit order of their
  * names, so the result is the same on every machine. A file reached twice is
- * kept once.
+ * kept once. `onFile` hears of each file as it is found, in the same order.
  */
-export async function collectFiles(paths: readonly string[]): Promise<Collected> {
+export async function collectFiles(paths: readonly string[], onFile?: (file: string) => void): Promise<Collected> {
   const files: string[] = [];
   const errors: PathProblem[] = [];
   const seen = new Set<string>();
@@ -67,11 +70,19 @@ export async function collectFiles(paths: readonly string[]): Promise<Collected>
     if (seen.has(key)) return;
     seen.add(key);
     files.push(file);
+    onFile?.(file);
   };
 
   // Synchronous listing: a kernel tree has 5,700 directories, and awaiting each
   // readdir made the walk 4 times as slow (1.3 s instead of 0.34 s for 6.12).
+  // With `onFile`, the walk lets the event loop turn every YIELD_MS (the bulk
+  // workers' results come in meanwhile, and they get more files).
+  let lastTurn = Date.now();
   const walk = async (dir: string): Promise<void> => {
+    if (onFile && Date.now() - lastTurn >= YIELD_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      lastTurn = Date.now();
+    }
     let entries: fs.Dirent[];
     try {
       entries = fs.readdirSync(dir, { withFileTypes: true });

@@ -234,7 +234,21 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
   warnUnknownRules([...disabled, ...Object.keys(severity)], rules, io);
 
   const started = Date.now();
-  const { files, errors } = await collectFiles(positionals.filter((p) => p !== STDIN_ARG));
+  const cli = { kernelVersion, disabledRules: disabled, severity };
+  const projects = new ProjectFiles(new Set(rules.map((r) => r.id)));
+  // Many files: worker threads read, prefilter and analyse ahead of the loop below, in order (./bulk.ts),
+  // starting while the walk still finds files. Those a project file may exclude are left to the loop.
+  const bulk = BulkAnalysis.stream({ maxSize, options: cli });
+  const mayExclude = new Map<string, boolean>();
+  const { files, errors } = await collectFiles(
+    positionals.filter((p) => p !== STDIN_ARG),
+    (f) => {
+      const dir = path.dirname(f);
+      let may = mayExclude.get(dir);
+      if (may === undefined) mayExclude.set(dir, (may = !!projects.find(path.resolve(dir))?.config.exclude.length));
+      if (!may) bulk.add(f);
+    },
+  );
   const inputs = withStdin(files, positionals);
   const problems: FileProblem[] = [];
   const report = (file: string, message: string, fatal: boolean): void => {
@@ -246,10 +260,7 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
   const results: FileFindings[] = [];
   const counts: Record<Severity, number> = { error: 0, warning: 0, info: 0 };
   let analysed = 0;
-  // Many files: worker threads read, prefilter and analyse ahead of this loop, in order (./bulk.ts).
   // The nearest .dmalens.json above each file applies; the command line wins (../node/project.ts).
-  const cli = { kernelVersion, disabledRules: disabled, severity };
-  const projects = new ProjectFiles(new Set(rules.map((r) => r.id)));
   const told = new Set<string>();
   // The project of each directory, asked once per directory (a tree has a tenth as many as files);
   // its problems are printed the first time.
@@ -277,16 +288,13 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
   const fileOptionsOf = new Map<string, AnalyzeOptions | undefined>();
   for (const f of files) if (projectOf(f)?.config.exclude.length) fileOptionsOf.set(f, optionsFor(f));
   const excluded = new Set(files.filter((f) => fileOptionsOf.has(f) && fileOptionsOf.get(f) === undefined));
-  const bulk = BulkAnalysis.start(
-    files.filter((f) => !excluded.has(f)),
-    { maxSize, options: cli },
-  );
+  bulk.end();
   for (const file of inputs) {
     if (excluded.has(file)) {
       analysed++;
       continue;
     }
-    const read: Prepared = (await bulk?.take(file)) ?? (isStdin(file) ? await readStdin(maxSize) : await readSource(file, maxSize));
+    const read: Prepared = (await bulk.take(file)) ?? (isStdin(file) ? await readStdin(maxSize) : await readSource(file, maxSize));
     if ('skipped' in read) {
       report(file, read.fatal ? read.skipped : `skipped: ${read.skipped}`, read.fatal);
       continue;
@@ -336,7 +344,7 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
     if (format === 'text') io.out(patchOptions.terse ? formatTerse(file, findings) : formatText(file, findings));
     else results.push({ file, findings });
   }
-  await bulk?.close();
+  await bulk.close();
 
   if (format === 'json') io.out(formatJson(results, problems));
   else if (format === 'sarif') {
