@@ -604,12 +604,17 @@ ${markdown(perRuleTable(res.perRule))}
 How each figure is taken:
 - Plain read and \`dmalens check\`: separate processes, page cache warm (a first
   plain read runs before the timed ones). \`check\` reads, prefilters and
-  analyses in worker threads (server/src/cli/bulk.ts) and prints in file order.
+  analyses in worker threads (server/src/cli/bulk.ts), which start while the
+  directories are still being listed, and prints in file order. It parses a
+  function body only when a rule looks into it (server/src/core/skeleton.ts:
+  on the 6.12 files a rule runs on, 14.4 of 20.3 MB are left out).
 - Editing: the bundled language server over stdio; a small file is opened
   first (the server is warm), then ${GFX} (no rule runs on it:
   the server answers without parsing it) and, in a fresh server, ${BNXT}
-  (NETMEM-UNREADABLE-FRAG and NETMEM-DMA-DEV-GRANULE run on it: each edit is
-  parsed incrementally and analysed). Each edit inserts one
+  (NETMEM-UNREADABLE-FRAG and NETMEM-DMA-DEV-GRANULE run on it: it is parsed
+  without the bodies no rule looks into for its first diagnostics, and in
+  full right after they are sent; each edit is parsed incrementally and
+  analysed). Each edit inserts one
   character at the start of a line, the 200 lines spread evenly through the file;
   latency is from sending didChange to receiving the publishDiagnostics of that
   version. At typing pace an edit comes 100 ms after the previous one (the
