@@ -75,10 +75,10 @@ export class Analyzer {
    * Parses, analyses and frees in one go (for the CLI). Text on which no rule
    * runs (it mentions nothing a rule needs, or only what disabled rules or
    * rules for other kernels need) is not even parsed; `errorNodes` is 0 then.
-   * `lazy` (the command line, patch review): function bodies are parsed only
-   * when a rule looks into them (CParser.parseLazily), with the same findings
-   * and notices; `errorNodes` then counts the ERROR nodes outside the bodies
-   * left out.
+   * `lazy` (the command line): function bodies are parsed only when a rule
+   * looks into them (CParser.parseLazily), with the same findings and notices
+   * on real code (for grossly broken code see core/skeleton.ts); `errorNodes`
+   * then counts the ERROR nodes outside the bodies left out.
    */
   analyzeText(text: string, options: AnalyzeOptions = {}, how: { lazy?: boolean } = {}): AnalysisResult {
     if (!this.runsOn(text, options)) return { findings: [], notices: [], errorNodes: 0 };

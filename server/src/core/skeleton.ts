@@ -18,11 +18,19 @@
  * not needed either), up to its matching `}`. Every #if group must keep the
  * braces balanced in each arm (the depth at its #elif/#else/#endif lines is
  * the depth at its #if), and a body must hold whole groups: otherwise a full
- * parse could end the body elsewhere, so the scan stops there and the rest
- * of the file is parsed as usual. Stray closing braces and unterminated
- * comments or strings stop it too. The differential tests compare the
- * findings with those of the full parse (server/test/core/lazy.test.ts, and
- * kernel.test.ts on both kernel trees).
+ * parse could end a body elsewhere. Then, and at a stray closing brace, an
+ * unterminated comment or string, or braces still open at the end, nothing
+ * is left out: the file is parsed in full (tree-sitter's error recovery in a
+ * file like that can reach across bodies).
+ *
+ * On code whose full parse has no ERROR node the analysis finds exactly
+ * what it finds on the full parse (the core fuzz suite checks this on
+ * mutated fixtures); on real kernel code, ERROR nodes from macros included,
+ * it does too (server/test/core/lazy.test.ts on every fixture and example,
+ * kernel.test.ts on every analysed file of both kernel trees). Code broken
+ * beyond that (a struct holding statements, an `else` without its `if`) may
+ * be read differently: tree-sitter recovers from it differently when it
+ * sees the whole text. Patch review parses in full for that reason.
  */
 
 import type { Span } from './types';
@@ -66,7 +74,7 @@ export function functionBodies(text: string): Span[] {
         const d = text.charCodeAt(i + 1);
         if (d === 42) {
           const e = commentEnd(text, i + 2);
-          if (e < 0) return out;
+          if (e < 0) return NONE;
           i = e + 1;
           continue;
         }
@@ -81,7 +89,7 @@ export function functionBodies(text: string): Span[] {
       case 39: {
         // '
         const e = skipQuoted(text, i, c);
-        if (e < 0) return out;
+        if (e < 0) return NONE;
         i = e;
         before = last;
         last = '"';
@@ -98,7 +106,7 @@ export function functionBodies(text: string): Span[] {
         else if (word === 'elif' || word === 'else' || word === 'endif' || word === 'elifdef' || word === 'elifndef') {
           // An arm that leaves the braces unbalanced, or a group opened before the body going on inside
           // it: the braces cannot be trusted from here on.
-          if (!conds.length || conds[conds.length - 1] !== depth || (body && conds.length <= body.conds)) return out;
+          if (!conds.length || conds[conds.length - 1] !== depth || (body && conds.length <= body.conds)) return NONE;
           if (word === 'endif') conds.pop();
         }
         i = e - 1;
@@ -112,10 +120,10 @@ export function functionBodies(text: string): Span[] {
         lineStart = false;
         continue;
       case 125: // }
-        if (depth === 0) return out;
+        if (depth === 0) return NONE;
         depth--;
         if (depth === 0 && body) {
-          if (conds.length !== body.conds) return out;
+          if (conds.length !== body.conds) return NONE;
           if (i - body.open - 1 >= MIN_BODY) out.push({ start: body.open + 1, end: i });
           body = undefined;
         }
@@ -136,8 +144,12 @@ export function functionBodies(text: string): Span[] {
     before = last;
     last = text[i];
   }
-  return out;
+  // A body or conditional still open at the end: as unsure as a stray brace.
+  return depth === 0 && !conds.length ? out : NONE;
 }
+
+/** The answer when the braces cannot be trusted: leave nothing out. */
+const NONE: Span[] = [];
 
 /** Keywords whose braces hold members or enumerators: their insides can go like a function's body. */
 const AGGREGATE = new Set(['struct', 'union', 'enum']);

@@ -155,7 +155,7 @@ export class PatchAnalyser implements DocumentAnalyser<PatchState> {
       ...(options.workspace ? { workspace: options.workspace } : {}),
     };
     const analyzer: PatchAnalyzer = Object.keys(extra).length
-      ? { analyzeText: (t, o, how) => this.analyzer.analyzeText(t, { ...o, ...extra }, how) }
+      ? { analyzeText: (t, o) => this.analyzer.analyzeText(t, { ...o, ...extra }) }
       : this.analyzer;
     const review = reviewPatchText(text, analyzer, {
       ...(targets ? { readTarget: (p: string) => targets.read(p) } : {}),

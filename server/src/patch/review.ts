@@ -50,8 +50,7 @@ import { type BodyPart, type MailMessage, type MessageKind, type SeriesPosition,
 
 /** What the review needs of the analyzer (core/analyzer.ts's Analyzer has it). */
 export interface PatchAnalyzer {
-  /** `lazy`: the review asks for findings only (core/analyzer.ts: bodies no rule looks into are not parsed). */
-  analyzeText(text: string, options?: AnalyzeOptions, how?: { lazy?: boolean }): AnalysisResult;
+  analyzeText(text: string, options?: AnalyzeOptions): AnalysisResult;
 }
 
 export interface ReviewOptions {
@@ -335,7 +334,7 @@ class Reviewer {
     if (hit) return hit;
     let r: AnalysisResult;
     try {
-      r = this.analyzer.analyzeText(text, { ...this.analyzeOptions, ...(path ? { path } : {}) }, { lazy: true });
+      r = this.analyzer.analyzeText(text, { ...this.analyzeOptions, ...(path ? { path } : {}) });
     } catch (e) {
       r = { findings: [], notices: [{ kind: 'rule-failed', message: `analysis failed: ${e instanceof Error ? e.message : String(e)}` }], errorNodes: 0 };
     }

@@ -47,20 +47,23 @@ test('the scan keeps initializers and short bodies; a body after an attribute wi
   assert.equal(bodies(`int h(void) __attr(x)\n{${BODY}}\n`).length, 1);
 });
 
-test('conditionals: balanced groups inside a body are fine; unbalanced arms stop the scan', () => {
+test('conditionals: balanced groups inside a body are fine; unbalanced braces anywhere leave nothing out', () => {
   const inside = `int f(void)\n{${BODY}#ifdef A\n\tif (x) {\n\t\ty();\n\t}\n#else\n\tz();\n#endif\n}\nint g(void)\n{${BODY}}\n`;
   assert.equal(bodies(inside).length, 2);
-  // Both arms open a brace: only the first arm's brace closes in a full parse; nothing from here on is left out.
+  // Both arms open a brace: only one of them closes in a full parse, which then recovers as it can: nothing is left out.
   const arms = `int a(void)\n{${BODY}}\nint f(void)\n{\n#ifdef A\n\tif (x) {\n#else\n\tif (y) {\n#endif\n\t\tz();\n\t}${BODY}}\nint g(void)\n{${BODY}}\n`;
-  assert.equal(bodies(arms).length, 1, 'the function before the unbalanced arms only');
+  assert.deepEqual(bodies(arms), [], 'not even the function before the unbalanced arms');
   // Two headers in the arms of a conditional, one body.
   const headers = `#ifdef A\nint f(int a)\n{\n#else\nint f(void)\n{\n#endif${BODY}}\nint g(void)\n{${BODY}}\n`;
   assert.deepEqual(bodies(headers), []);
   // A body opened in a conditional and closed outside it.
   assert.deepEqual(bodies(`#if X\nint f(void)\n{${BODY}\n#endif\n}\n`), []);
-  // Unterminated comment, string, stray closing brace: stop, with what was found before.
-  assert.equal(bodies(`int f(void)\n{${BODY}}\n/* never closed {${BODY}`).length, 1);
-  assert.equal(bodies(`}\nint f(void)\n{${BODY}}\n`).length, 0);
+  // Unterminated comment or string, a stray closing brace, a body still open at the end: nothing.
+  assert.deepEqual(bodies(`int f(void)\n{${BODY}}\n/* never closed {\nint g(void) { return 0; }\n`), []);
+  assert.deepEqual(bodies(`int f(void)\n{${BODY}}\nchar *s = "never closed`), []);
+  assert.deepEqual(bodies(`int f(void)\n{${BODY}}\n}\n`), []);
+  assert.deepEqual(bodies(`}\nint f(void)\n{${BODY}}\n`), []);
+  assert.deepEqual(bodies(`int f(void)\n{${BODY}}\nint g(void)\n{${BODY}`), []);
 });
 
 test('a lazily parsed file gives every function and table, and the same function trees as a full parse', async () => {

@@ -8,7 +8,9 @@
  * examples) mutated, random text and bytes, seeds whose function bodies are
  * repeated many times (what finds algorithms quadratic in a function's size),
  * edit sequences reparsed incrementally (compared with a fresh parse), and
- * hostile shapes. The default run is seeded with a fixed count (part of npm
+ * hostile shapes. Each input is also analysed with the lazy parse of the
+ * command line (core/skeleton.ts), which must find the same when the full
+ * parse has no ERROR node. The default run is seeded with a fixed count (part of npm
  * test); `npm run fuzz` runs longer: DMALENS_FUZZ_RUNS=N, DMALENS_FUZZ_SEED=S.
  */
 import { test } from 'node:test';
@@ -65,6 +67,12 @@ async function check(text: string, what: string): Promise<AnalysisResult> {
     const p = idx.byteLineColumn(f.span.start);
     assert.ok(p.line >= 1 && p.column >= 1);
   }
+  // The lazy parse of the command line (bodies parsed when a rule looks into them) finds the same.
+  const lazy = measure(() => analyzer.analyzeText(text, {}, { lazy: true }));
+  assert.ok(lazy.cpuMs < BUDGET_MS, `${what}, lazily: ${lazy.cpuMs} ms of CPU (${lazy.ms} ms)`);
+  // Exactly, as long as the full parse needed no error recovery (core/skeleton.ts).
+  if (r.errorNodes === 0 && !r.notices.some((n) => n.kind === 'parse-timeout'))
+    assert.deepEqual([lazy.value.findings, lazy.value.notices], [r.findings, r.notices], `${what}: the lazy parse differs`);
   return r;
 }
 
