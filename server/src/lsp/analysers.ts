@@ -53,9 +53,10 @@ export interface DocumentAnalyser<State = unknown> {
   accepts?(text: string, languageId: string): boolean;
   /**
    * The diagnostics of the analysis that returned `state` have been sent:
-   * time for work that can wait until the user has them. Never throws.
+   * time for work that can wait until the user has them. True: analyse the
+   * same text again (the answer may differ). Never throws.
    */
-  published?(state: State): void;
+  published?(state: State): boolean | void;
   /** Frees a document's state (closed, or no longer analysed). Never throws. */
   dispose(state: State): void;
 }
@@ -127,14 +128,19 @@ export class CAnalyser implements DocumentAnalyser<ParsedFile | undefined> {
   /**
    * Once the first diagnostics of a lazily parsed document are out: fills its
    * tree in, so that the next edit reparses incrementally (an edit that came
-   * first has parsed afresh already; core/parser.ts).
+   * first has parsed afresh already; core/parser.ts). When the whole tree
+   * has ERROR nodes, asks for the same text to be analysed again on it: the
+   * lazy parse finds what the full one finds on code without them, and on
+   * real kernel code, but code broken enough can read otherwise
+   * (core/skeleton.ts). That second analysis reuses the tree.
    */
-  published(state: ParsedFile | undefined): void {
-    if (!state || state.deleted || state.complete) return;
+  published(state: ParsedFile | undefined): boolean {
+    if (!state || state.deleted || state.complete) return false;
     try {
-      state.fillIn();
+      return state.fillIn() && state.tree.rootNode.hasError;
     } catch {
       /* stays lazy: the next edit parses afresh */
+      return false;
     }
   }
 

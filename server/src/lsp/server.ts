@@ -480,7 +480,10 @@ export class DmaLensServer {
     for (const p of out.problems ?? []) diagnostics.push(problemToDiagnostic(p, index));
     d.last = { version, text, index, findings: result.findings, errorNodes: result.errorNodes };
     const state = out.state;
-    this.publish(d.uri, version, diagnostics, () => analyser.published?.(state));
+    this.publish(d.uri, version, diagnostics, () => {
+      // The analyser may ask to analyse the same text again (a first, lazy parse that may read broken code otherwise).
+      if (analyser.published?.(state) === true && this.current(d, gen) && d.state === state) this.schedule(d, 0);
+    });
   }
 
   /**

@@ -182,11 +182,27 @@ test('the language server: a document opened is parsed lazily, filled in once it
   const first = c.analyze(text, undefined, {});
   assert.ok(first.state && !first.state.complete, 'the first parse leaves bodies out');
   assert.deepEqual(first.result.findings, analyzer.analyzeText(text).findings);
-  c.published(first.state);
+  assert.equal(c.published(first.state), false, 'no ERROR node: the lazy answer stands');
   assert.ok(first.state.complete, 'filled in once the diagnostics are out');
+  assert.equal(c.published(first.state), false, 'once');
   const edited = text + '\n/* edit */\n';
   const second = c.analyze(edited, first.state, {});
   assert.ok(second.state && second.state.complete);
   assert.deepEqual(second.result.findings, analyzer.analyzeText(edited).findings);
   c.dispose(second.state);
+});
+
+test('the language server: broken code read lazily is analysed again on the whole tree', async () => {
+  const analyzer = await analyzerP;
+  const c = new CAnalyser(analyzer);
+  // A struct holding statements (the core fuzz suite found it): the lazy parse reads an empty struct.
+  const text = `struct acme_\n{\n\tint ret;\n\tret = dma_buf_begin_cpu_access(pcm->dmabuf, DMA_TO_DEVICE);\n\tif (ret)\n\t\treturn ret;\n\treturn dma_buf_end_cpu_access(pcm->dmabuf, DMA_FROM_DEVICE);\n}\n`;
+  const first = c.analyze(text, undefined, {});
+  assert.ok(first.state && !first.state.complete);
+  assert.equal(c.published(first.state), true, 'the whole tree has ERROR nodes: analyse again');
+  const again = c.analyze(text, first.state, {});
+  assert.ok(again.state && again.state.complete);
+  assert.deepEqual(again.result, analyzer.analyzeText(text));
+  assert.equal(c.published(again.state), false);
+  c.dispose(again.state);
 });
