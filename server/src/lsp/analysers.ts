@@ -7,6 +7,7 @@
  * implements the same interface and maps its findings back to the patch text
  * itself.
  */
+import type { Node } from 'web-tree-sitter';
 import type { Analyzer, ParsedFile } from '../core/analyzer';
 import type { AnalysisResult, AnalyzeOptions, Severity, Span } from '../core/types';
 
@@ -129,15 +130,15 @@ export class CAnalyser implements DocumentAnalyser<ParsedFile | undefined> {
    * Once the first diagnostics of a lazily parsed document are out: fills its
    * tree in, so that the next edit reparses incrementally (an edit that came
    * first has parsed afresh already; core/parser.ts). When the whole tree
-   * has ERROR nodes, asks for the same text to be analysed again on it: the
-   * lazy parse finds what the full one finds on code without them, and on
-   * real kernel code, but code broken enough can read otherwise
-   * (core/skeleton.ts). That second analysis reuses the tree.
+   * does not have the same top-level items as the lazy one (tree-sitter
+   * recovered from broken code across what was left out: core/skeleton.ts),
+   * asks for the same text to be analysed again, on the whole tree (reused).
    */
   published(state: ParsedFile | undefined): boolean {
     if (!state || state.deleted || state.complete) return false;
     try {
-      return state.fillIn() && state.tree.rootNode.hasError;
+      const lazy = topLevel(state.tree.rootNode);
+      return state.fillIn() && topLevel(state.tree.rootNode) !== lazy;
     } catch {
       /* stays lazy: the next edit parses afresh */
       return false;
@@ -189,4 +190,21 @@ export class AnalyserRegistry {
   languages(): string[] {
     return [...this.byLanguage.keys()];
   }
+}
+
+/** Containers whose children are top-level items too. */
+const CONTAINERS = new Set(['preproc_if', 'preproc_ifdef', 'preproc_else', 'preproc_elif', 'preproc_elifdef', 'linkage_specification', 'declaration_list', 'ERROR']);
+
+/** The top-level items of a tree: type and range of each, containers opened. */
+function topLevel(root: Node): string {
+  const out: string[] = [];
+  const visit = (n: Node): void => {
+    for (const c of n.namedChildren) {
+      if (!c || c.type === 'comment') continue;
+      out.push(`${c.type}:${c.startIndex}:${c.endIndex}`);
+      if (CONTAINERS.has(c.type)) visit(c);
+    }
+  };
+  visit(root);
+  return out.join(' ');
 }
