@@ -115,19 +115,6 @@ export class BulkAnalysis {
   ) {}
 
   /**
-   * Starts the workers for `files`, or returns undefined when the loop should
-   * do the work alone.
-   */
-  static start(files: readonly string[], opts: BulkOptions): BulkAnalysis | undefined {
-    const n = workerCount(files.length, opts.workers);
-    if (n === 0 || files.length === 0) return undefined;
-    const bulk = BulkAnalysis.stream(opts);
-    bulk.files.push(...files);
-    bulk.end();
-    return bulk;
-  }
-
-  /**
    * A bulk analysis whose files come in with `add`, in the loop's order, and
    * end with `end`. It starts workers once MIN_FILES files have come in (or
    * at once when a number is asked for); with fewer, `take` answers
@@ -155,10 +142,9 @@ export class BulkAnalysis {
   }
 
   private maybeStart(): void {
+    // Without a number asked for, none until the walk has found MIN_FILES files (workerCount).
     const n = workerCount(this.files.length, this.requested);
     if (n === 0) return;
-    // Without a number asked for, the workers wait for the tree to show enough files (workerCount's MIN_FILES).
-    if (this.requested === undefined && process.env.DMALENS_WORKERS === undefined && this.files.length < MIN_FILES) return;
     this.started = true;
     const count = this.ended ? Math.min(n, Math.max(1, Math.ceil(this.files.length / CHUNK))) : n;
     const entry = `require(${JSON.stringify(__filename)});`;

@@ -236,17 +236,20 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
   const started = Date.now();
   const cli = { kernelVersion, disabledRules: disabled, severity };
   const projects = new ProjectFiles(new Set(rules.map((r) => r.id)));
+  // The nearest .dmalens.json above each file applies; the command line wins (../node/project.ts). It is
+  // looked up once per directory (a tree has a tenth as many as files).
+  const projectOfDir = new Map<string, Project | undefined>();
+  const projectIn = (dir: string): Project | undefined => {
+    if (!projectOfDir.has(dir)) projectOfDir.set(dir, projects.find(path.resolve(dir)));
+    return projectOfDir.get(dir);
+  };
   // Many files: worker threads read, prefilter and analyse ahead of the loop below, in order (./bulk.ts),
   // starting while the walk still finds files. Those a project file may exclude are left to the loop.
   const bulk = BulkAnalysis.stream({ maxSize, options: cli });
-  const mayExclude = new Map<string, boolean>();
   const { files, errors } = await collectFiles(
     positionals.filter((p) => p !== STDIN_ARG),
     (f) => {
-      const dir = path.dirname(f);
-      let may = mayExclude.get(dir);
-      if (may === undefined) mayExclude.set(dir, (may = !!projects.find(path.resolve(dir))?.config.exclude.length));
-      if (!may) bulk.add(f);
+      if (!projectIn(path.dirname(f))?.config.exclude.length) bulk.add(f);
     },
   );
   const inputs = withStdin(files, positionals);
@@ -260,18 +263,12 @@ async function checkCommand(args: string[], io: CliIO): Promise<number> {
   const results: FileFindings[] = [];
   const counts: Record<Severity, number> = { error: 0, warning: 0, info: 0 };
   let analysed = 0;
-  // The nearest .dmalens.json above each file applies; the command line wins (../node/project.ts).
+  // A project's problems are printed the first time the loop's files meet it.
   const told = new Set<string>();
-  // The project of each directory, asked once per directory (a tree has a tenth as many as files);
-  // its problems are printed the first time.
-  const projectOfDir = new Map<string, Project | undefined>();
   // Standard input counts as a file in the working directory.
   const located = (file: string): string => (isStdin(file) ? path.join(process.cwd(), '-') : file);
   const projectOf = (file: string): Project | undefined => {
-    const dir = path.dirname(located(file));
-    if (projectOfDir.has(dir)) return projectOfDir.get(dir);
-    const project = projects.find(path.resolve(dir));
-    projectOfDir.set(dir, project);
+    const project = projectIn(path.dirname(located(file)));
     if (project && !told.has(project.file)) {
       told.add(project.file);
       for (const line of project.problemLines) io.err(`dmalens: ${line}\n`);

@@ -135,6 +135,9 @@ function functionShape(n: Node): FunctionShape | undefined {
   return { name: nameNode.text, nameAt: nameNode.startIndex - start, params };
 }
 
+/** Nodes whose children are top-level items too (a function inside `#ifdef`, or inside an ERROR). */
+export const TOP_LEVEL_CONTAINERS: ReadonlySet<string> = new Set(['preproc_if', 'preproc_ifdef', 'preproc_else', 'preproc_elif', 'preproc_elifdef', 'linkage_specification', 'declaration_list', 'ERROR']);
+
 export class FileFacts {
   readonly text: string;
   readonly functions = new Map<string, FunctionInfo>();
@@ -253,16 +256,8 @@ export class FileFacts {
           case 'declaration':
             if (c.text.includes('=') && c.text.includes('{')) this.addTopDeclaration(c);
             break;
-          case 'preproc_if':
-          case 'preproc_ifdef':
-          case 'preproc_else':
-          case 'preproc_elif':
-          case 'preproc_elifdef':
-          case 'linkage_specification':
-          case 'declaration_list':
-          case 'ERROR':
-            stack.push(c);
-            break;
+          default:
+            if (TOP_LEVEL_CONTAINERS.has(c.type)) stack.push(c);
         }
       }
     }

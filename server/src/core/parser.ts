@@ -76,10 +76,7 @@ export class CParser {
     // The copies made from the previous tree, for the subtrees this parse reused (core/ast.ts AstCache).
     const asts = old && tree ? previous!.takeAsts() : undefined;
     if (old) previous!.delete();
-    if (!tree) {
-      // The empty tree goes with the empty sanitized text, so that a later incremental parse starts from a consistent pair.
-      return new ParsedFile(text, NOTHING, this.empty(), true);
-    }
+    if (!tree) return this.failed(text);
     return new ParsedFile(text, san, tree, timedOut, asts);
   }
 
@@ -89,31 +86,31 @@ export class CParser {
    * declaration, and each function with its name and parameters and an empty
    * body. ParsedFile parses a body when its facts are built (`copyFunction`)
    * and the whole text when a rule asks for it (`fullRoot`); the analysis
-   * finds what it finds on a full parse (server/test/lazy.test.ts). Not for
-   * incremental use: it is never a `previous`.
+   * finds what it finds on a full parse of real code (core/skeleton.ts says
+   * where it may not). A `previous` for `parse` only once filled in (`fillIn`).
    */
   parseLazily(text: string, budgetMs = 5000): ParsedFile {
     if (text.length > MAX_TEXT_CHARS) return this.parse(text, undefined, budgetMs);
     const san = sanitize(text);
     const bodies = functionBodies(san.text);
-    if (!bodies.length) {
-      const { tree, timedOut } = this.run(san.text, undefined, budgetMs);
-      if (!tree) return this.failed(text);
-      return new ParsedFile(text, san, tree, timedOut);
-    }
-    const points = new PointIndex(san.text);
-    const ranges: Range[] = [];
-    let from = 0;
-    for (const b of [...bodies, { start: san.text.length, end: san.text.length }]) {
-      if (b.start > from) ranges.push(points.range(from, b.start));
-      from = b.end;
+    let ranges: Range[] | undefined;
+    let lazy: LazyParts | undefined;
+    if (bodies.length) {
+      const points = new PointIndex(san.text);
+      ranges = [];
+      let from = 0;
+      for (const b of [...bodies, { start: san.text.length, end: san.text.length }]) {
+        if (b.start > from) ranges.push(points.range(from, b.start));
+        from = b.end;
+      }
+      lazy = {
+        elided: bodies,
+        parse: (within) => this.run(san.text, undefined, budgetMs, within?.map((r) => points.range(r.start, r.end))).tree,
+      };
     }
     const { tree, timedOut } = this.run(san.text, undefined, budgetMs, ranges);
     if (!tree) return this.failed(text);
-    return new ParsedFile(text, san, tree, timedOut, undefined, false, {
-      elided: bodies,
-      parse: (ranges) => this.run(san.text, undefined, budgetMs, ranges?.map((r) => points.range(r.start, r.end))).tree,
-    });
+    return new ParsedFile(text, san, tree, timedOut, undefined, false, lazy);
   }
 
   /** One parse, within `budgetMs` (a null tree when the parser gave up; `timedOut` when the budget ended it). */
@@ -134,6 +131,7 @@ export class CParser {
     return { tree, timedOut };
   }
 
+  /** The empty tree goes with the empty sanitized text, so that a later incremental parse starts from a consistent pair. */
   private failed(text: string): ParsedFile {
     return new ParsedFile(text, NOTHING, this.empty(), true);
   }
@@ -243,7 +241,6 @@ export class ParsedFile {
     this.lazy = undefined;
     this.owned = true;
     // The copies came from the tree just freed.
-    this._asts.clear();
     this._asts = new AstCache();
     this._asts.useText(this._sanitized.text);
     return true;

@@ -66,7 +66,8 @@ const CALL_RE = new RegExp(`\\b(?:${CALL_ANNOTATIONS.join('|')})\\s*\\(`, 'g');
 const ITER_HINT_RE = new RegExp(`for_each|${[...OTHER_ITERATORS].filter((n) => !n.includes('for_each')).join('|')}`, 'g');
 const OPEN_PAREN_RE = /\s*\(/y;
 
-function isWordCode(c: number): boolean {
+/** Whether a code unit is an identifier character (ASCII letter, digit or `_`). */
+export function isWordCode(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
 }
 
@@ -253,7 +254,8 @@ export function matchParen(src: string, open: number): number {
   return -1;
 }
 
-function skipQuoted(src: string, i: number, q: string): number {
+/** The index of the quote closing the literal opened at `i` (or of the line break ending it); the text's length if none. */
+export function skipQuoted(src: string, i: number, q: string): number {
   for (let j = i + 1; j < src.length; j++) {
     const c = src[j];
     if (c === '\\') j++;

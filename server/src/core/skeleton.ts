@@ -33,6 +33,7 @@
  * sees the whole text. Patch review parses in full for that reason.
  */
 
+import { isWordCode, skipQuoted } from './sanitize';
 import type { Span } from './types';
 
 /** Bodies shorter than this are parsed with the file (not worth a range of their own). */
@@ -88,8 +89,8 @@ export function functionBodies(text: string): Span[] {
       case 34: // "
       case 39: {
         // '
-        const e = skipQuoted(text, i, c);
-        if (e < 0) return NONE;
+        const e = skipQuoted(text, i, text[i]);
+        if (e >= n) return NONE;
         i = e;
         before = last;
         last = '"';
@@ -133,9 +134,9 @@ export function functionBodies(text: string): Span[] {
         continue;
     }
     lineStart = false;
-    if (isWordStart(c)) {
+    if (isWordCode(c)) {
       let j = i + 1;
-      while (j < n && isWordPart(text.charCodeAt(j))) j++;
+      while (j < n && isWordCode(text.charCodeAt(j))) j++;
       before = last;
       last = text.slice(i, j);
       i = j - 1;
@@ -153,14 +154,6 @@ const NONE: Span[] = [];
 
 /** Keywords whose braces hold members or enumerators: their insides can go like a function's body. */
 const AGGREGATE = new Set(['struct', 'union', 'enum']);
-
-function isWordStart(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
-}
-
-function isWordPart(c: number): boolean {
-  return isWordStart(c) || (c >= 48 && c <= 57);
-}
 
 // The searches below are loops over charCodeAt, not indexOf: with indexOf inlined into functionBodies'
 // loop, the optimized code of Node 20's V8 took time quadratic in the length of a line once it had seen
@@ -182,16 +175,5 @@ function endOfLine(text: string, i: number): number {
 function commentEnd(text: string, i: number): number {
   const n = text.length - 1;
   for (let j = i; j < n; j++) if (text.charCodeAt(j) === 42 && text.charCodeAt(j + 1) === 47) return j;
-  return -1;
-}
-
-/** The index of the closing quote of the literal opened at `i`; -1 if the text ends first. */
-function skipQuoted(text: string, i: number, q: number): number {
-  for (let j = i + 1; j < text.length; j++) {
-    const c = text.charCodeAt(j);
-    if (c === 92) j++;
-    else if (c === q) return j;
-    else if (c === 10) return j;
-  }
   return -1;
 }

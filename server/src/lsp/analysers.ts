@@ -9,6 +9,7 @@
  */
 import type { Node } from 'web-tree-sitter';
 import type { Analyzer, ParsedFile } from '../core/analyzer';
+import { TOP_LEVEL_CONTAINERS } from '../core/facts';
 import type { AnalysisResult, AnalyzeOptions, Severity, Span } from '../core/types';
 
 /** What an analyser may want to know about the document besides its text. */
@@ -192,9 +193,6 @@ export class AnalyserRegistry {
   }
 }
 
-/** Containers whose children are top-level items too. */
-const CONTAINERS = new Set(['preproc_if', 'preproc_ifdef', 'preproc_else', 'preproc_elif', 'preproc_elifdef', 'linkage_specification', 'declaration_list', 'ERROR']);
-
 /** The top-level items of a tree: type and range of each, containers opened. */
 function topLevel(root: Node): string {
   const out: string[] = [];
@@ -202,7 +200,7 @@ function topLevel(root: Node): string {
     for (const c of n.namedChildren) {
       if (!c || c.type === 'comment') continue;
       out.push(`${c.type}:${c.startIndex}:${c.endIndex}`);
-      if (CONTAINERS.has(c.type)) visit(c);
+      if (TOP_LEVEL_CONTAINERS.has(c.type)) visit(c);
     }
   };
   visit(root);

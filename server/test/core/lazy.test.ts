@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Analyzer } from '../../src/core/analyzer';
+import { Analyzer, type ParsedFile } from '../../src/core/analyzer';
 import { FileFacts } from '../../src/core/facts';
 import { functionBodies } from '../../src/core/skeleton';
 import { sanitize } from '../../src/core/sanitize';
@@ -66,20 +66,28 @@ test('conditionals: balanced groups inside a body are fine; unbalanced braces an
   assert.deepEqual(bodies(`int f(void)\n{${BODY}}\nint g(void)\n{${BODY}`), []);
 });
 
-test('a lazily parsed file gives every function and table, and the same function trees as a full parse', async () => {
+/** `check` on `text` parsed in full and lazily, each with its FileFacts; both trees freed after. */
+async function paired(text: string, check: (full: ParsedFile, lazy: ParsedFile, a: FileFacts, b: FileFacts) => void): Promise<void> {
   const analyzer = await analyzerP;
+  const full = analyzer.parse(text);
+  const lazy = analyzer.parseLazily(text);
+  try {
+    const pattern = interestingPattern(undefined, true);
+    check(full, lazy, new FileFacts(full, pattern), new FileFacts(lazy, pattern));
+  } finally {
+    full.delete();
+    lazy.delete();
+  }
+}
+
+test('a lazily parsed file gives every function and table, and the same function trees as a full parse', async () => {
   const files = sources();
   assert.ok(files.length > 200);
   let left = 0;
   let fromRanges = 0;
   for (const file of files) {
     const text = fs.readFileSync(file, 'utf8');
-    const full = analyzer.parse(text);
-    const lazy = analyzer.parseLazily(text);
-    try {
-      const pattern = interestingPattern(undefined, true);
-      const a = new FileFacts(full, pattern);
-      const b = new FileFacts(lazy, pattern);
+    await paired(text, (full, lazy, a, b) => {
       assert.deepEqual([...b.functions.keys()], [...a.functions.keys()], file);
       assert.deepEqual(b.initializers.length, a.initializers.length, file);
       assert.deepEqual([...b.roles.keys()], [...a.roles.keys()], file);
@@ -87,13 +95,10 @@ test('a lazily parsed file gives every function and table, and the same function
         const lazyInfo = b.functions.get(name)!;
         assert.deepEqual(lazy.copyFunction(lazyInfo.tsNode), full.copyFunction(info.tsNode), `${file}: ${name}`);
       }
-      if (!lazy.complete) fromRanges++;
+      if (!lazy.parsedWhole) fromRanges++;
       assert.equal(lazy.fullRoot().toString(), full.tree.rootNode.toString(), file);
       left += functionBodies(sanitize(text).text).length;
-    } finally {
-      full.delete();
-      lazy.delete();
-    }
+    });
   }
   assert.ok(left > 100, `only ${left} bodies left out over the fixtures`);
   assert.ok(fromRanges > 100, `only ${fromRanges} files had their functions from their own ranges`);
@@ -124,21 +129,12 @@ test('a full parse after a lazy one sees the whole text (the included ranges do 
 });
 
 test('lazy parse of text with characters outside latin-1: offsets are UTF-16 code units throughout', async () => {
-  const analyzer = await analyzerP;
   const text = `/* é€😀 */\nint f(void)\n{\n\t/* ü😀 */${BODY}}\nint g(void)\n{${BODY}\tdma_buf_put(x);\n}\n`;
-  const lazy = analyzer.parseLazily(text);
-  const full = analyzer.parse(text);
-  try {
-    const pattern = interestingPattern(undefined, true);
-    const a = new FileFacts(full, pattern);
-    const b = new FileFacts(lazy, pattern);
+  await paired(text, (full, lazy, a, b) => {
     assert.ok(!lazy.complete);
     for (const name of ['f', 'g']) assert.deepEqual(lazy.copyFunction(b.functions.get(name)!.tsNode), full.copyFunction(a.functions.get(name)!.tsNode));
-    assert.ok(!lazy.complete, 'each function came from a parse of its own range, not from a full parse');
-  } finally {
-    lazy.delete();
-    full.delete();
-  }
+    assert.ok(!lazy.parsedWhole, 'each function came from a parse of its own range, not from a full parse');
+  });
 });
 
 test('a lazily parsed document as the previous tree: reparsed afresh, or incrementally once filled in', async () => {
